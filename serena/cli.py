@@ -1,0 +1,334 @@
+"""The `serena` command line: wires arguments to the runtime, prints results, and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from serena import cmd_args, shared
+from serena.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SerenaError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 generation or model loading failed; 2 bad input (unknown option, bad value, "
+    "missing or corrupt file, malformed config); 130 interrupted."
+)
+
+app = typer.Typer(
+    name="serena",
+    help="Serena: txt2img and img2img on a local Stable-Diffusion model, offline.\n\n" + EXIT_CODES_HELP,
+    rich_markup_mode=None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+)
+options_app = typer.Typer(
+    help="Show and change global options (saved in <data-dir>/config.json).", no_args_is_help=True
+)
+app.add_typer(options_app, name="options")
+
+
+# -- start-up options --------------------------------------------------------------------------
+@app.callback()
+def root(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Model: a listed name or a diffusers folder path.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 or fp16 (fp16 needs cuda).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder for config.json, outputs, models, extensions.")] = None,
+    extensions_dir: Annotated[
+        Path | None, typer.Option(help="Extensions folder (default <data-dir>/extensions).")
+    ] = None,
+    listen: Annotated[bool, typer.Option(help="Serve the API on all interfaces instead of 127.0.0.1.")] = False,
+    port: Annotated[int | None, typer.Option(help="API port.")] = None,
+) -> None:
+    """Start-up options apply to every command; SERENA_MODEL, SERENA_DEVICE, SERENA_PRECISION, SERENA_DATA_DIR and
+    SERENA_EXTENSIONS_DIR set their defaults."""
+    ctx.obj = cmd_args.from_environment().with_values(
+        model=model,
+        device=device,
+        precision=precision,
+        data_dir=data_dir,
+        extensions_dir=extensions_dir,
+        listen=listen or None,
+        port=port,
+    )
+
+
+def _start(ctx: typer.Context, *, load_extensions: bool) -> None:
+    from serena.initialize import initialize
+
+    initialize(ctx.obj, load_extensions=load_extensions)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise typer.BadParameter(f"expects KEY=VALUE, got {pair!r}", param_hint="--override")
+        # unknown keys pass through: the run skips them with a warning and lists them
+        overrides[key] = shared.opts.parse_value(key, text) if key in shared.opts else text
+    return overrides
+
+
+def _report(processed: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(processed.js())
+        return
+    for path in processed.saved_paths:
+        typer.echo(path)
+    if not processed.saved_paths:
+        typer.echo("serena: note: no files written (samples_save is off or --no-save was given)", err=True)
+    if processed.interrupted:
+        typer.echo("serena: note: interrupted before every image was finished", err=True)
+
+
+# -- generation --------------------------------------------------------------------------------
+PromptOpt = Annotated[str, typer.Option("--prompt", "-p", help="What to generate.")]
+NegativeOpt = Annotated[str, typer.Option("--negative-prompt", "-n", help="What to avoid.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the first image; image i gets seed+i; -1 picks one at random.")]
+StepsOpt = Annotated[int, typer.Option(help="Denoising steps.")]
+SamplerOpt = Annotated[str, typer.Option(help="Sampler name (see `serena samplers`).")]
+CfgOpt = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
+WidthOpt = Annotated[int, typer.Option(help="Width in pixels, a multiple of 8.")]
+HeightOpt = Annotated[int, typer.Option(help="Height in pixels, a multiple of 8.")]
+BatchOpt = Annotated[int, typer.Option(help="Images per batch.")]
+IterOpt = Annotated[int, typer.Option(help="Number of batches.")]
+OverrideOpt = Annotated[
+    list[str] | None, typer.Option("--override", help="KEY=VALUE option for this run only (repeatable).")
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Folder for the images (default: the outdir option).")]
+NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Generate without writing files.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of paths.")]
+
+
+@app.command()
+def txt2img(
+    ctx: typer.Context,
+    prompt: PromptOpt = "",
+    negative_prompt: NegativeOpt = "",
+    seed: SeedOpt = -1,
+    steps: StepsOpt = 20,
+    sampler: SamplerOpt = "Euler a",
+    cfg_scale: CfgOpt = 7.0,
+    width: WidthOpt = 512,
+    height: HeightOpt = 512,
+    batch_size: BatchOpt = 1,
+    n_iter: IterOpt = 1,
+    override: OverrideOpt = None,
+    out: OutOpt = None,
+    no_save: NoSaveOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate images from a prompt; prints the path of each PNG written."""
+    _start(ctx, load_extensions=True)
+    from serena.processing import StableDiffusionProcessingTxt2Img, process_images
+
+    p = StableDiffusionProcessingTxt2Img(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        steps=steps,
+        sampler_name=sampler,
+        cfg_scale=cfg_scale,
+        width=width,
+        height=height,
+        batch_size=batch_size,
+        n_iter=n_iter,
+        override_settings=_parse_overrides(override or []),
+        do_not_save_samples=no_save,
+        outpath_samples=str(out) if out is not None else None,
+    )
+    _report(process_images(p), as_json)
+
+
+@app.command()
+def img2img(
+    ctx: typer.Context,
+    init: Annotated[list[Path], typer.Option("--init", help="Initial image (repeat for several).")],
+    prompt: PromptOpt = "",
+    negative_prompt: NegativeOpt = "",
+    denoising_strength: Annotated[float, typer.Option(help="How far to move from the initial image, (0, 1].")] = 0.75,
+    seed: SeedOpt = -1,
+    steps: StepsOpt = 20,
+    sampler: SamplerOpt = "Euler a",
+    cfg_scale: CfgOpt = 7.0,
+    width: WidthOpt = 512,
+    height: HeightOpt = 512,
+    batch_size: BatchOpt = 1,
+    n_iter: IterOpt = 1,
+    override: OverrideOpt = None,
+    out: OutOpt = None,
+    no_save: NoSaveOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Transform initial images guided by a prompt; prints the path of each PNG written."""
+    _start(ctx, load_extensions=True)
+    from serena.images import load_image
+    from serena.processing import StableDiffusionProcessingImg2Img, process_images
+
+    p = StableDiffusionProcessingImg2Img(
+        init_images=[load_image(path) for path in init],
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        denoising_strength=denoising_strength,
+        seed=seed,
+        steps=steps,
+        sampler_name=sampler,
+        cfg_scale=cfg_scale,
+        width=width,
+        height=height,
+        batch_size=batch_size,
+        n_iter=n_iter,
+        override_settings=_parse_overrides(override or []),
+        do_not_save_samples=no_save,
+        outpath_samples=str(out) if out is not None else None,
+    )
+    _report(process_images(p), as_json)
+
+
+# -- catalogue ---------------------------------------------------------------------------------
+@app.command("samplers")
+def samplers_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List sampler names and whether the current model supports each."""
+    _start(ctx, load_extensions=False)
+    from serena import models, samplers
+    from serena.initialize import read_prediction_type
+
+    cmd = shared.cmd_opts
+    info = models.resolve_model(shared.opts.sd_model_checkpoint, cmd.data_dir, cmd.model)
+    prediction = read_prediction_type(info.path)
+    rows = [
+        {"name": s.name, "scheduler": s.scheduler, "aliases": list(s.aliases), "supported": s.supports(prediction)}
+        for s in samplers.SAMPLERS
+    ]
+    if as_json:
+        typer.echo(json.dumps({"model": info.name, "prediction_type": prediction, "samplers": rows}, indent=2))
+        return
+    for row in rows:
+        mark = "" if row["supported"] else f"  (not for {prediction}-prediction models)"
+        typer.echo(f"{row['name']}{mark}")
+
+
+@app.command("models")
+def models_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the models Serena can load: the shipped tiny model, <data-dir>/models/*, and --model."""
+    _start(ctx, load_extensions=False)
+    from serena import models
+
+    cmd = shared.cmd_opts
+    cache = cmd.data_dir / "cache" / "model-hashes.json"
+    rows = []
+    for info in models.list_models(cmd.data_dir, cmd.model):
+        sha256 = models.model_sha256(info.path, None if info.shipped else cache)
+        rows.append({"name": info.name, "hash": models.short_hash(sha256), "sha256": sha256, "path": str(info.path)})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(f"{row['name']} [{row['hash']}]  {row['path']}")
+
+
+# -- options -----------------------------------------------------------------------------------
+def _show(value: Any) -> str:
+    return json.dumps(list(value)) if isinstance(value, tuple) else json.dumps(value)
+
+
+@options_app.command("list")
+def options_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Every option with its value, type, default and section."""
+    _start(ctx, load_extensions=False)
+    opts = shared.opts
+    rows = [
+        {
+            "key": key,
+            "value": list(opts.data[key]) if isinstance(opts.data[key], tuple) else opts.data[key],
+            "default": list(info.default) if isinstance(info.default, tuple) else info.default,
+            "type": info.type,
+            "section": info.section,
+            "label": info.label,
+            **({"choices": list(info.choices)} if info.choices else {}),
+        }
+        for key, info in opts.data_labels.items()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(f"{row['key']} = {_show(row['value'])}  [{row['section']}, {row['type']}] {row['label']}")
+
+
+@options_app.command("get")
+def options_get(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Option key.")]) -> None:
+    """Print one option's value as JSON."""
+    _start(ctx, load_extensions=False)
+    shared.opts.info(key)
+    typer.echo(_show(shared.opts.data[key]))
+
+
+@options_app.command("set")
+def options_set(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="Option key.")],
+    value: Annotated[str, typer.Argument(help="New value (true/false, number, text, or a,b,c for lists).")],
+) -> None:
+    """Set one option and save it to <data-dir>/config.json (atomically)."""
+    _start(ctx, load_extensions=False)
+    shared.opts.set(key, shared.opts.parse_value(key, value))
+    # only this key is written: values from --model or SERENA_* never leak into the config file
+    shared.opts.save_keys(shared.cmd_opts.config_path, [key])
+    typer.echo(f"{key} = {_show(shared.opts.data[key])}")
+
+
+# -- entry point -------------------------------------------------------------------------------
+class _OneLineWarnings(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = "warning" if record.levelno >= logging.WARNING else "info"
+        return f"serena: {level}: {record.getMessage()}"
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("serena")
+    if not any(getattr(h, "_serena_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_OneLineWarnings())
+        handler._serena_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def _fail(message: str, code: int) -> int:
+    text = " ".join(str(message).split("\n")).strip()
+    print(f"serena: error: {text}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every failure ends as one line on stderr and a documented exit code."""
+    _configure_logging()
+    try:
+        # typer turns Ctrl-C into a returned 130 and, outside standalone mode, raises its usage errors to us
+        result = app(args=argv, prog_name="serena", standalone_mode=False)
+    except typer.TyperException as exc:
+        return _fail(exc.format_message(), exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except SerenaError as exc:
+        return _fail(f"[{exc.slug}] {exc}", exc.exit_code)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        if os.environ.get("SERENA_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (set SERENA_DEBUG=1 for a traceback)", EXIT_FAILED)
+    if result == EXIT_INTERRUPTED:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    return result if isinstance(result, int) else EXIT_OK

@@ -1,0 +1,104 @@
+"""Infotext: the familiar three-part text of generation parameters — writing it, and parsing it back."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+NEGATIVE_PREFIX = "Negative prompt:"
+# key: value, where value is a JSON-quoted string or runs to the next comma
+_PARAM = re.compile(r'\s*([A-Za-z][\w \-/+.()]*?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+
+
+def quote(value: Any) -> str:
+    """A value as infotext writes it: bare when safe, JSON-quoted when it holds a comma, colon, quote or newline."""
+    text = str(value)
+    if not any(char in text for char in ',:"\n\r') and text == text.strip():
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        try:
+            return str(json.loads(text))
+        except ValueError:
+            return text
+    return text
+
+
+def create_infotext(prompt: str, negative_prompt: str, params: Mapping[str, Any]) -> str:
+    """Prompt line(s); `Negative prompt:` line(s) when there is one; then `Key: value, …` (None values left out)."""
+    lines = [prompt]
+    if negative_prompt:
+        lines.append(f"{NEGATIVE_PREFIX} {negative_prompt}")
+    lines.append(", ".join(f"{key}: {quote(value)}" for key, value in params.items() if value is not None))
+    return "\n".join(lines)
+
+
+def _looks_like_params(line: str) -> bool:
+    return len(_PARAM.findall(line)) >= 3
+
+
+def parse_infotext(text: str) -> dict[str, str]:
+    """Infotext back to a dict of strings: "Prompt", "Negative prompt", each parameter, and Size-1/Size-2."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    params_line = ""
+    if lines and _looks_like_params(lines[-1]):
+        params_line = lines.pop()
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    in_negative = False
+    for line in lines:
+        if not in_negative and line.startswith(NEGATIVE_PREFIX):
+            in_negative = True
+            line = line[len(NEGATIVE_PREFIX) :].removeprefix(" ")
+        (negative_lines if in_negative else prompt_lines).append(line)
+    result = {"Prompt": "\n".join(prompt_lines), "Negative prompt": "\n".join(negative_lines)}
+    for key, value in _PARAM.findall(params_line):
+        result[key.strip()] = unquote(value)
+    size = _SIZE.match(result.get("Size", ""))
+    if size:
+        result["Size-1"], result["Size-2"] = size.group(1), size.group(2)
+    return result
+
+
+# infotext key -> (processing argument or option override, its name, conversion)
+_CONVERSIONS: dict[str, tuple[str, str, type]] = {
+    "Steps": ("param", "steps", int),
+    "Sampler": ("param", "sampler_name", str),
+    "CFG scale": ("param", "cfg_scale", float),
+    "Seed": ("param", "seed", int),
+    "Size-1": ("param", "width", int),
+    "Size-2": ("param", "height", int),
+    "Batch size": ("param", "batch_size", int),
+    "Denoising strength": ("param", "denoising_strength", float),
+    "Clip skip": ("override", "CLIP_stop_at_last_layers", int),
+    "Eta DDIM": ("override", "eta_ddim", float),
+    "RNG": ("override", "randn_source", str),
+}
+
+
+def infotext_to_params(text: str) -> dict[str, Any]:
+    """Infotext as processing arguments (prompt, seed, steps, …) plus override_settings for option-backed fields."""
+    fields = parse_infotext(text)
+    params: dict[str, Any] = {"prompt": fields["Prompt"], "negative_prompt": fields["Negative prompt"]}
+    if "Size" in fields and "Size-1" not in fields:
+        raise ValueError(f"infotext field 'Size': cannot read {fields['Size']!r} as WIDTHxHEIGHT")
+    overrides: dict[str, Any] = {}
+    for key, (target, name, convert) in _CONVERSIONS.items():
+        if key in fields:
+            try:
+                value = convert(fields[key])
+            except ValueError:
+                raise ValueError(f"infotext field {key!r}: cannot read {fields[key]!r} as {convert.__name__}") from None
+            (params if target == "param" else overrides)[name] = value
+    if overrides:
+        params["override_settings"] = overrides
+    return params

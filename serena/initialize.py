@@ -1,0 +1,51 @@
+"""Start-up: take the start-up options, read the config file, pick the model and load extensions."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from serena import extensions, models, shared
+from serena.cmd_args import CmdOpts
+from serena.errors import SerenaError
+
+log = logging.getLogger("serena")
+
+
+class DeviceError(SerenaError):
+    """The requested device is not available on this machine."""
+
+    slug = "device"
+    exit_code = 2
+
+
+def initialize(
+    cmd_opts: CmdOpts, *, read_config: bool = True, load_extensions: bool = True
+) -> list[extensions.LoadedExtension]:
+    """Install `cmd_opts` as shared.cmd_opts; apply config.json and --model; load extensions when asked."""
+    if cmd_opts.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceError("--device cuda: no CUDA device is available on this machine")
+    shared.cmd_opts = cmd_opts
+    shared.device = cmd_opts.device
+    if read_config and cmd_opts.config_path.is_file():
+        shared.opts.load(cmd_opts.config_path)
+    if cmd_opts.model:
+        info = models.resolve_model(cmd_opts.model, cmd_opts.data_dir, cmd_opts.model)
+        shared.opts.set("sd_model_checkpoint", str(info.path) if not info.shipped else info.name)
+    if not load_extensions:
+        return []
+    return extensions.load_extensions(cmd_opts.resolved_extensions_dir, shared.opts.disabled_extensions)
+
+
+def read_prediction_type(model_dir: Path) -> str:
+    """The model's prediction type from its scheduler config, without importing torch."""
+    import json
+
+    config = Path(model_dir) / "scheduler" / "scheduler_config.json"
+    try:
+        return str(json.loads(config.read_text(encoding="utf-8")).get("prediction_type", "epsilon"))
+    except (OSError, ValueError) as exc:
+        raise models.ModelError(f"{config}: cannot read scheduler config ({exc})") from None

@@ -1,0 +1,414 @@
+"""txt2img and img2img processing: inputs, the override seam, the options snapshot, generation and the result.
+
+Concurrency: `process_images` holds one process-wide re-entrant lock for the whole run — overrides applied,
+images generated, originals restored — so two runs never see each other's overrides and the global options are
+only changed by one run at a time. Generation reads options from the run's immutable snapshot, so even a
+concurrent `opts.set` from another thread (e.g. an API options request) cannot change a run already under way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import serena
+from serena import models, samplers, script_callbacks, shared
+from serena.images import save_image
+from serena.infotext import create_infotext
+from serena.runtime_context import RuntimeContext
+from serena.runtime_utils import temporary_opts
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from serena.options_snapshot import OptionsSnapshot
+
+log = logging.getLogger("serena")
+
+MAX_SEED = 2**32 - 1
+MIN_SIZE, MAX_SIZE = 64, 2048
+MAX_STEPS = 1000
+MAX_BATCH_SIZE = 64
+MAX_CFG = 100.0
+
+_generation_lock = threading.RLock()
+
+StepCallback = Callable[[int, int, int, dict[str, Any]], None]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(eq=False)
+class StableDiffusionProcessing:
+    """What to generate. Fields set by the run (seeds, prompts, snapshot, context) are filled by process_images."""
+
+    mode: ClassVar[Literal["txt2img", "img2img"]] = "txt2img"
+    outdir_option: ClassVar[str] = "outdir_txt2img"
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = -1
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    sampler_name: str = "Euler a"
+    batch_size: int = 1
+    n_iter: int = 1
+    denoising_strength: float | None = None
+    override_settings: dict[str, Any] = field(default_factory=dict)
+    override_settings_restore_afterwards: bool = True
+    do_not_save_samples: bool = False
+    outpath_samples: str | None = None
+    extra_generation_params: dict[str, Any] = field(default_factory=dict)
+    step_callback: StepCallback | None = None
+
+    # filled by the run
+    all_prompts: list[str] = field(default_factory=list, init=False)
+    all_negative_prompts: list[str] = field(default_factory=list, init=False)
+    all_seeds: list[int] = field(default_factory=list, init=False)
+    opts_snapshot: OptionsSnapshot | None = field(default=None, init=False)
+    runtime_context: RuntimeContext | None = field(default=None, init=False)
+    skipped_override_keys: tuple[str, ...] = field(default=(), init=False)
+    callback_errors: list[script_callbacks.CallbackFailure] = field(default_factory=list, init=False)
+    job_timestamp: datetime = field(default_factory=datetime.now, init=False)
+
+    def check(self) -> None:
+        """Raise ValueError naming the first argument whose value is out of range or of the wrong type."""
+        if not isinstance(self.prompt, str):
+            raise ValueError(f"prompt must be a string, got {self.prompt!r}")
+        if not isinstance(self.negative_prompt, str):
+            raise ValueError(f"negative_prompt must be a string, got {self.negative_prompt!r}")
+        if not _is_int(self.seed) or not (self.seed == -1 or 0 <= self.seed <= MAX_SEED):
+            raise ValueError(f"seed must be -1 (random) or an integer from 0 to {MAX_SEED}, got {self.seed!r}")
+        if not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS}, got {self.steps!r}")
+        if not _is_number(self.cfg_scale) or not 0 <= self.cfg_scale <= MAX_CFG:
+            raise ValueError(f"cfg_scale must be a number from 0 to {MAX_CFG:g}, got {self.cfg_scale!r}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not _is_int(value) or not MIN_SIZE <= value <= MAX_SIZE or value % 8:
+                raise ValueError(f"{name} must be a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}, got {value!r}")
+        samplers.find_sampler(self.sampler_name)
+        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {self.batch_size!r}")
+        if not _is_int(self.n_iter) or self.n_iter < 1:
+            raise ValueError(f"n_iter must be a positive integer, got {self.n_iter!r}")
+        if self.seed != -1 and self.seed + self.batch_size * self.n_iter - 1 > 2**63 - 1:
+            raise ValueError(f"seed {self.seed} + batch_size * n_iter exceeds the generator's range")
+        if not isinstance(self.override_settings, dict) or not all(isinstance(k, str) for k in self.override_settings):
+            raise ValueError(f"override_settings must be a dict with string keys, got {self.override_settings!r}")
+        if not isinstance(self.extra_generation_params, dict):
+            raise ValueError(f"extra_generation_params must be a dict, got {self.extra_generation_params!r}")
+
+    @property
+    def total_images(self) -> int:
+        return self.batch_size * self.n_iter
+
+    def run_batch(self, model: models.SdModel, batch: int, kwargs: dict[str, Any]) -> list[Image]:
+        return model.txt2img(**kwargs).images
+
+    def infotext_params(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(eq=False)
+class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
+    """Text to image."""
+
+
+@dataclass(eq=False)
+class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
+    """Image to image: `init_images[i % len(init_images)]` is the start of image i, resized to width x height."""
+
+    mode: ClassVar[Literal["txt2img", "img2img"]] = "img2img"
+    outdir_option: ClassVar[str] = "outdir_img2img"
+
+    init_images: list[Any] = field(default_factory=list)
+    denoising_strength: float | None = 0.75
+
+    def check(self) -> None:
+        super().check()
+        from PIL.Image import Image
+
+        if not isinstance(self.init_images, list | tuple) or not self.init_images:
+            raise ValueError("init_images must hold at least one image for img2img, got none")
+        for index, image in enumerate(self.init_images):
+            if not isinstance(image, Image):
+                raise ValueError(f"init_images[{index}] must be a PIL image, got {type(image).__name__}")
+        strength = self.denoising_strength
+        if not _is_number(strength) or not 0 < strength <= 1:
+            raise ValueError(f"denoising_strength must be a number in (0, 1], got {strength!r}")
+        if int(self.steps * strength) < 1:
+            raise ValueError(
+                f"denoising_strength {strength:g} with steps {self.steps} leaves no denoising step; "
+                "raise steps or denoising_strength"
+            )
+
+    def run_batch(self, model: models.SdModel, batch: int, kwargs: dict[str, Any]) -> list[Image]:
+        from PIL import Image as PILImage
+
+        first = batch * self.batch_size
+        images = []
+        for index in range(first, first + self.batch_size):
+            image = self.init_images[index % len(self.init_images)].convert("RGB")
+            if image.size != (self.width, self.height):
+                image = image.resize((self.width, self.height), PILImage.Resampling.LANCZOS)
+            images.append(image)
+        del kwargs["width"], kwargs["height"]
+        return model.img2img(image=images, strength=self.denoising_strength, **kwargs).images
+
+    def infotext_params(self) -> dict[str, Any]:
+        return {"Denoising strength": self.denoising_strength}
+
+
+@dataclass(eq=False)
+class Processed:
+    """The result of a run: images and everything needed to reproduce or describe each of them."""
+
+    images: list[Any]
+    prompt: str
+    negative_prompt: str
+    seed: int
+    all_seeds: list[int]
+    all_prompts: list[str]
+    all_negative_prompts: list[str]
+    infotexts: list[str]
+    width: int
+    height: int
+    steps: int
+    cfg_scale: float
+    sampler_name: str
+    batch_size: int
+    n_iter: int
+    denoising_strength: float | None
+    sd_model_name: str
+    sd_model_hash: str
+    clip_skip: int
+    eta_ddim: float
+    extra_generation_params: dict[str, Any]
+    job_timestamp: str
+    saved_paths: list[str] = field(default_factory=list)
+    skipped_override_keys: list[str] = field(default_factory=list)
+    callback_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def info(self) -> str:
+        return self.infotexts[0] if self.infotexts else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "all_prompts": self.all_prompts,
+            "negative_prompt": self.negative_prompt,
+            "all_negative_prompts": self.all_negative_prompts,
+            "seed": self.seed,
+            "all_seeds": self.all_seeds,
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "cfg_scale": self.cfg_scale,
+            "sampler_name": self.sampler_name,
+            "batch_size": self.batch_size,
+            "n_iter": self.n_iter,
+            "denoising_strength": self.denoising_strength,
+            "sd_model_name": self.sd_model_name,
+            "sd_model_hash": self.sd_model_hash,
+            "clip_skip": self.clip_skip,
+            "eta_ddim": self.eta_ddim,
+            "extra_generation_params": self.extra_generation_params,
+            "job_timestamp": self.job_timestamp,
+            "infotexts": self.infotexts,
+            "saved_paths": self.saved_paths,
+            "skipped_override_keys": self.skipped_override_keys,
+            "callback_errors": self.callback_errors,
+            "interrupted": self.interrupted,
+            "version": serena.__version__,
+        }
+
+    def js(self) -> str:
+        """Everything but the images, as JSON."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
+
+def process_images(p: StableDiffusionProcessing) -> Processed:
+    """Run `p` with its override_settings applied through `temporary_opts`, restoring them afterwards."""
+    # 1. check inputs, let extensions adjust p, check again
+    p.check()
+    p.callback_errors += script_callbacks.run_callbacks("before_process", p)
+    p.check()
+    # 2. one run at a time; overrides applied for the run only (kept when override_settings_restore_afterwards is off)
+    with (
+        _generation_lock,
+        temporary_opts(p.override_settings, restore=p.override_settings_restore_afterwards) as applied,
+    ):
+        p.skipped_override_keys = applied.skipped
+        return process_images_inner(p)
+
+
+def process_images_inner(p: StableDiffusionProcessing) -> Processed:
+    """Generate with the options as they are now, through an immutable snapshot and a RuntimeContext."""
+    import torch
+
+    # 1. freeze the options: from here on generation reads only the snapshot
+    snapshot = shared.opts.snapshot()
+    p.opts_snapshot = snapshot
+    cmd_opts = shared.cmd_opts
+
+    # 2. model and runtime context
+    info = models.resolve_model(snapshot["sd_model_checkpoint"], cmd_opts.data_dir, cmd_opts.model)
+    hash_cache = None if info.shipped else cmd_opts.data_dir / "cache" / "model-hashes.json"
+    model = models.model_cache.get(info, shared.device, cmd_opts.precision, hash_cache, failures=p.callback_errors)
+    p.runtime_context = RuntimeContext(
+        model=model, opts_snapshot=snapshot, device=shared.device, state=shared.state, cmd_opts=cmd_opts
+    )
+    sampler = samplers.find_sampler(p.sampler_name)
+    p.sampler_name = sampler.name
+    clip_skip = snapshot["CLIP_stop_at_last_layers"]
+    if clip_skip > model.text_encoder_layers:
+        raise ValueError(
+            f"CLIP_stop_at_last_layers {clip_skip} exceeds the text encoder's {model.text_encoder_layers} layers"
+        )
+    scheduler = samplers.build_scheduler(sampler, model.scheduler_config)
+
+    # 3. seeds and prompts
+    if p.seed == -1:
+        p.seed = secrets.randbelow(MAX_SEED + 1)
+    p.all_seeds = [p.seed + i for i in range(p.total_images)]
+    p.all_prompts = [p.prompt] * p.total_images
+    p.all_negative_prompts = [p.negative_prompt] * p.total_images
+
+    # 4. extensions see the run as it will happen
+    p.callback_errors += script_callbacks.run_callbacks("process", p)
+
+    # 5. generate, batch by batch
+    state = shared.state
+    state.begin(p.mode, p.n_iter)
+    previous_threads = torch.get_num_threads()
+    if snapshot["num_threads"] > 0:
+        torch.set_num_threads(snapshot["num_threads"])
+    generator_device = "cpu" if snapshot["randn_source"] == "CPU" else shared.device
+    images: list[Any] = []
+    infotexts: list[str] = []
+    saved: list[str] = []
+    interrupted = False
+    try:
+        for batch in range(p.n_iter):
+            if state.interrupted:
+                interrupted = True
+                break
+            state.next_job(p.steps)
+            first = batch * p.batch_size
+            seeds = p.all_seeds[first : first + p.batch_size]
+
+            def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any], batch: int = batch) -> Any:
+                state.set_step(step + 1)
+                if p.step_callback is not None:
+                    p.step_callback(batch, step, int(timestep), tensors)
+                if state.interrupted or state.skipped:
+                    pipe._interrupt = True  # diffusers' documented way to stop the denoising loop
+                return tensors
+
+            model.txt2img.scheduler = scheduler
+            kwargs: dict[str, Any] = {
+                "prompt": p.all_prompts[first : first + p.batch_size],
+                "negative_prompt": p.all_negative_prompts[first : first + p.batch_size],
+                "num_inference_steps": p.steps,
+                "guidance_scale": p.cfg_scale,
+                "width": p.width,
+                "height": p.height,
+                "generator": [torch.Generator(device=generator_device).manual_seed(seed) for seed in seeds],
+                "eta": snapshot["eta_ddim"],
+                "clip_skip": clip_skip - 1 or None,
+                "callback_on_step_end": on_step_end,
+                "callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"] if p.step_callback else ["latents"],
+            }
+            batch_images = p.run_batch(model, batch, kwargs)
+            batch_cut_short = state.interrupted or state.skipped
+            for offset, image in enumerate(batch_images):
+                index = first + offset
+                text = create_infotext(p.all_prompts[index], p.all_negative_prompts[index], infotext_params(p, index))
+                images.append(image)
+                infotexts.append(text)
+                # an image whose denoising was cut short does not match its infotext: returned, never saved
+                if snapshot["samples_save"] and not p.do_not_save_samples and not batch_cut_short:
+                    folder = Path(p.outpath_samples or (cmd_opts.data_dir / snapshot[p.outdir_option]))
+                    saved.append(str(save_image(image, folder, p, index, text, snapshot)))
+            if state.interrupted:
+                interrupted = True
+                break
+    finally:
+        torch.set_num_threads(previous_threads)
+        state.end()
+
+    # 6. the result, then postprocess callbacks
+    processed = Processed(
+        images=images,
+        prompt=p.prompt,
+        negative_prompt=p.negative_prompt,
+        seed=p.seed,
+        all_seeds=list(p.all_seeds),
+        all_prompts=list(p.all_prompts),
+        all_negative_prompts=list(p.all_negative_prompts),
+        infotexts=infotexts,
+        width=p.width,
+        height=p.height,
+        steps=p.steps,
+        cfg_scale=p.cfg_scale,
+        sampler_name=p.sampler_name,
+        batch_size=p.batch_size,
+        n_iter=p.n_iter,
+        denoising_strength=p.denoising_strength if p.mode == "img2img" else None,
+        sd_model_name=model.name,
+        sd_model_hash=model.short_hash,
+        clip_skip=clip_skip,
+        eta_ddim=snapshot["eta_ddim"],
+        extra_generation_params=dict(p.extra_generation_params),
+        job_timestamp=p.job_timestamp.strftime("%Y%m%d%H%M%S"),
+        saved_paths=saved,
+        skipped_override_keys=list(p.skipped_override_keys),
+        interrupted=interrupted,
+    )
+    p.callback_errors += script_callbacks.run_callbacks("postprocess", p, processed)
+    processed.callback_errors = [str(failure) for failure in p.callback_errors]
+    return processed
+
+
+def infotext_params(p: StableDiffusionProcessing, index: int) -> dict[str, Any]:
+    """The `Key: value` part of image `index`'s infotext, in the familiar order."""
+    assert p.opts_snapshot is not None and p.runtime_context is not None
+    snapshot, model = p.opts_snapshot, p.runtime_context.model
+    sampler = samplers.find_sampler(p.sampler_name)
+    params: dict[str, Any] = {
+        "Steps": p.steps,
+        "Sampler": p.sampler_name,
+        "CFG scale": f"{p.cfg_scale:g}",
+        "Seed": p.all_seeds[index],
+        "Size": f"{p.width}x{p.height}",
+        "Model hash": model.short_hash,
+        "Model": model.name,
+        "Batch size": p.batch_size if p.batch_size > 1 else None,
+        "Batch pos": index % p.batch_size if p.batch_size > 1 else None,
+        **p.infotext_params(),
+        "Clip skip": snapshot["CLIP_stop_at_last_layers"] if snapshot["CLIP_stop_at_last_layers"] > 1 else None,
+        "Eta DDIM": f"{snapshot['eta_ddim']:g}" if sampler.uses_eta and snapshot["eta_ddim"] != 0 else None,
+        "RNG": snapshot["randn_source"] if snapshot["randn_source"] != "CPU" else None,
+    }
+    params.update(p.extra_generation_params)
+    params["Version"] = f"serena {serena.__version__}"
+    return params

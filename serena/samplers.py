@@ -1,0 +1,127 @@
+"""Samplers by the names web-UI users know, mapped to diffusers schedulers and the prediction types they support."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+ALL_PREDICTIONS = frozenset({"epsilon", "v_prediction", "sample"})
+NOISE_PREDICTIONS = frozenset({"epsilon", "v_prediction"})
+
+
+@dataclass(frozen=True)
+class SamplerInfo:
+    """A sampler name, the scheduler class behind it, and the config it is built with."""
+
+    name: str
+    scheduler: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    prediction_types: frozenset[str] = ALL_PREDICTIONS
+    uses_eta: bool = False
+
+    def supports(self, prediction_type: str) -> bool:
+        return prediction_type in self.prediction_types
+
+
+SAMPLERS: tuple[SamplerInfo, ...] = (
+    SamplerInfo("Euler", "EulerDiscreteScheduler", aliases=("k_euler",)),
+    # diffusers' ancestral Euler has no "sample" branch; Serena adapts it exactly (see _euler_ancestral_class).
+    SamplerInfo("Euler a", "EulerAncestralDiscreteScheduler", aliases=("k_euler_a",)),
+    SamplerInfo("Heun", "HeunDiscreteScheduler", aliases=("k_heun",)),
+    SamplerInfo("LMS", "LMSDiscreteScheduler", aliases=("k_lms",)),
+    SamplerInfo("LMS Karras", "LMSDiscreteScheduler", {"use_karras_sigmas": True}, aliases=("k_lms_ka",)),
+    SamplerInfo("DPM++ 2M", "DPMSolverMultistepScheduler", aliases=("k_dpmpp_2m",)),
+    SamplerInfo(
+        "DPM++ 2M Karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, aliases=("k_dpmpp_2m_ka",)
+    ),
+    SamplerInfo("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    SamplerInfo(
+        "DPM++ 2M SDE Karras",
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True},
+    ),
+    SamplerInfo("DDIM", "DDIMScheduler", aliases=("ddim",), uses_eta=True),
+    SamplerInfo("DDPM", "DDPMScheduler"),
+    SamplerInfo("UniPC", "UniPCMultistepScheduler", aliases=("unipc",)),
+    SamplerInfo("DEIS", "DEISMultistepScheduler"),
+    SamplerInfo("LCM", "LCMScheduler"),
+    SamplerInfo("DPM2", "KDPM2DiscreteScheduler", aliases=("k_dpm_2",), prediction_types=NOISE_PREDICTIONS),
+    SamplerInfo(
+        "DPM2 Karras", "KDPM2DiscreteScheduler", {"use_karras_sigmas": True}, prediction_types=NOISE_PREDICTIONS
+    ),
+    SamplerInfo(
+        "DPM2 a", "KDPM2AncestralDiscreteScheduler", aliases=("k_dpm_2_a",), prediction_types=NOISE_PREDICTIONS
+    ),
+    SamplerInfo(
+        "DPM2 a Karras",
+        "KDPM2AncestralDiscreteScheduler",
+        {"use_karras_sigmas": True},
+        prediction_types=NOISE_PREDICTIONS,
+    ),
+    SamplerInfo("PLMS", "PNDMScheduler", aliases=("plms",), prediction_types=NOISE_PREDICTIONS),
+)
+
+_BY_NAME: dict[str, SamplerInfo] = {}
+for _info in SAMPLERS:
+    for _name in (_info.name, *_info.aliases):
+        _BY_NAME[_name.lower()] = _info
+
+
+def sampler_names() -> list[str]:
+    return [info.name for info in SAMPLERS]
+
+
+def find_sampler(name: str) -> SamplerInfo:
+    """The sampler called `name` (case-insensitive, aliases too); ValueError listing the valid names otherwise."""
+    info = _BY_NAME.get(str(name).strip().lower())
+    if info is None:
+        raise ValueError(f"sampler_name: unknown sampler {name!r}; valid: {', '.join(sampler_names())}")
+    return info
+
+
+def samplers_for(prediction_type: str) -> list[SamplerInfo]:
+    return [info for info in SAMPLERS if info.supports(prediction_type)]
+
+
+def build_scheduler(info: SamplerInfo, base_config: Mapping[str, Any]) -> Any:
+    """A fresh scheduler for `info`, configured from the model's own scheduler config."""
+    import diffusers
+
+    prediction_type = base_config.get("prediction_type", "epsilon")
+    if not info.supports(prediction_type):
+        supported = ", ".join(s.name for s in samplers_for(prediction_type))
+        raise ValueError(
+            f"sampler_name: {info.name!r} does not support this model's prediction type {prediction_type!r}; "
+            f"supported: {supported}"
+        )
+    config = dict(base_config)
+    if info.scheduler == "EulerAncestralDiscreteScheduler" and prediction_type == "sample":
+        cls = _euler_ancestral_class()
+        config["prediction_type"] = "epsilon"
+    else:
+        cls = getattr(diffusers, info.scheduler)
+    return cls.from_config(config, **dict(info.config))
+
+
+@cache
+def _euler_ancestral_class() -> type:
+    """Ancestral Euler for models that predict the clean sample x0.
+
+    With sigma the current noise level, an epsilon prediction is turned into x0 by x0 = sample - sigma * eps, so an
+    x0 prediction is handed over as eps = (sample - x0) / sigma: the scheduler recovers exactly the predicted x0.
+    The signature keeps `generator` so the pipeline passes it and ancestral noise stays seeded.
+    """
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    class SamplePredictionEulerAncestral(EulerAncestralDiscreteScheduler):
+        def step(self, model_output, timestep, sample, generator=None, return_dict=True):  # type: ignore[override]
+            if self.step_index is None:
+                self._init_step_index(timestep)
+            sigma = self.sigmas[self.step_index].to(sample.device)
+            epsilon = (sample - model_output.to(sample.dtype)) / sigma
+            return super().step(epsilon, timestep, sample, generator=generator, return_dict=return_dict)
+
+    return SamplePredictionEulerAncestral

@@ -1,0 +1,212 @@
+"""`temporary_opts`: overrides applied for the block and every original restored, whatever happens."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from serena import shared
+from serena.errors import OptionError, OptionsRestoreError
+from serena.options import Options
+from serena.runtime_utils import temporary_opts
+
+
+def test_overrides_apply_inside_and_are_restored_after_success() -> None:
+    opts = Options()
+    with temporary_opts({"eta_ddim": 0.5, "samples_format": "jpg"}, opts=opts) as applied:
+        assert opts.eta_ddim == 0.5 and opts.samples_format == "jpg"
+        assert dict(applied.applied) == {"eta_ddim": 0.5, "samples_format": "jpg"}
+        assert dict(applied.originals) == {"eta_ddim": 0.0, "samples_format": "png"}
+    assert opts.eta_ddim == 0.0 and opts.samples_format == "png"
+
+
+def test_defaults_to_the_shared_options() -> None:
+    with temporary_opts({"eta_ddim": 0.5}):
+        assert shared.opts.eta_ddim == 0.5
+    assert shared.opts.eta_ddim == 0.0
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_restored_after_an_exception_or_keyboard_interrupt(error: BaseException) -> None:
+    opts = Options()
+    with pytest.raises(type(error)), temporary_opts({"eta_ddim": 0.5}, opts=opts):
+        raise error
+    assert opts.eta_ddim == 0.0
+
+
+def test_unknown_keys_are_skipped_with_a_warning_and_listed(caplog: pytest.LogCaptureFixture) -> None:
+    opts = Options()
+    with (
+        caplog.at_level(logging.WARNING, logger="serena"),
+        temporary_opts({"eta_ddim": 0.5, "no_such": 1}, opts=opts) as applied,
+    ):
+        assert applied.skipped == ("no_such",)
+        assert opts.eta_ddim == 0.5
+    assert "no_such" in caplog.text
+
+
+def test_a_bad_value_changes_nothing() -> None:
+    opts = Options()
+    with (
+        pytest.raises(OptionError, match="CLIP_stop_at_last_layers"),
+        temporary_opts({"eta_ddim": 0.5, "CLIP_stop_at_last_layers": "two"}, opts=opts),
+    ):
+        pytest.fail("the block must not run")
+    assert opts.eta_ddim == 0.0
+
+
+def test_nested_use_restores_each_level() -> None:
+    opts = Options()
+    with temporary_opts({"eta_ddim": 0.5}, opts=opts):
+        with temporary_opts({"eta_ddim": 0.7, "samples_save": False}, opts=opts):
+            assert (opts.eta_ddim, opts.samples_save) == (0.7, False)
+        assert (opts.eta_ddim, opts.samples_save) == (0.5, True)
+    assert opts.eta_ddim == 0.0
+
+
+def test_restore_false_keeps_the_values() -> None:
+    opts = Options()
+    with temporary_opts({"eta_ddim": 0.5}, opts=opts, restore=False):
+        pass
+    assert opts.eta_ddim == 0.5
+
+
+def test_a_failing_restore_callback_does_not_stop_the_other_keys() -> None:
+    opts = Options()
+    calls = {"n": 0}
+
+    def fails_on_restore() -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first call is the apply, the second the restore
+            raise RuntimeError("cannot restore")
+
+    opts.onchange("eta_ddim", fails_on_restore)
+    with (
+        pytest.raises(OptionsRestoreError, match="eta_ddim"),
+        temporary_opts({"samples_format": "jpg", "eta_ddim": 0.5, "samples_save": False}, opts=opts),
+    ):
+        pass
+    assert (opts.samples_format, opts.eta_ddim, opts.samples_save) == ("png", 0.0, True)
+
+
+def test_restore_failure_during_an_exception_is_noted_not_masking_it() -> None:
+    opts = Options()
+    calls = {"n": 0}
+
+    def fails_on_restore() -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("cannot restore")
+
+    opts.onchange("eta_ddim", fails_on_restore)
+    with pytest.raises(ValueError, match="original") as caught, temporary_opts({"eta_ddim": 0.5}, opts=opts):
+        raise ValueError("original")
+    assert any("eta_ddim" in note for note in caught.value.__notes__)
+    assert opts.eta_ddim == 0.0
+
+
+def test_keyboard_interrupt_during_restore_still_restores_every_key() -> None:
+    opts = Options()
+    calls = {"n": 0}
+
+    def interrupted_on_restore() -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    opts.onchange("eta_ddim", interrupted_on_restore)
+    with pytest.raises(KeyboardInterrupt), temporary_opts({"samples_format": "jpg", "eta_ddim": 0.5}, opts=opts):
+        pass
+    assert (opts.samples_format, opts.eta_ddim) == ("png", 0.0)
+
+
+def test_a_failing_apply_restores_what_was_already_applied() -> None:
+    opts = Options()
+
+    def refuse() -> None:
+        raise RuntimeError("refused")
+
+    opts.onchange("samples_save", refuse)
+    with (
+        pytest.raises(RuntimeError, match="refused"),
+        temporary_opts({"eta_ddim": 0.5, "samples_save": False, "samples_format": "jpg"}, opts=opts),
+    ):
+        pytest.fail("the block must not run")
+    assert (opts.eta_ddim, opts.samples_save, opts.samples_format) == (0.0, True, "png")
+
+
+# -- property-based -----------------------------------------------------------------------------
+VALUES = {
+    "samples_save": st.booleans(),
+    "save_infotext": st.booleans(),
+    "samples_format": st.sampled_from(["png", "jpg", "webp"]),
+    "CLIP_stop_at_last_layers": st.integers(1, 12),
+    "eta_ddim": st.floats(0.0, 1.0),
+    "num_threads": st.integers(0, 8),
+    "outdir_txt2img": st.text(max_size=10),
+    "randn_source": st.sampled_from(["CPU", "GPU"]),
+}
+override_dicts = st.dictionaries(
+    st.sampled_from([*VALUES, "unknown_a", "unknown_b"]), st.none(), max_size=len(VALUES) + 2
+).flatmap(lambda keys: st.fixed_dictionaries({k: VALUES[k] if k in VALUES else st.integers() for k in keys}))
+failure_points = st.sampled_from(["none", "body", "body-interrupt", "apply-callback", "restore-callback"])
+
+
+def _start_options(data: st.DataObject) -> Options:
+    opts = Options()
+    for key, strategy in VALUES.items():
+        if data.draw(st.booleans(), label=f"preset {key}"):
+            opts.set(key, data.draw(strategy, label=f"start {key}"))
+    return opts
+
+
+def _run_with_failure(opts: Options, overrides: dict, failure: str, victim: str | None) -> None:
+    calls = {"n": 0, "armed": True}
+    if victim is not None and failure in ("apply-callback", "restore-callback"):
+
+        def callback() -> None:
+            if not calls["armed"]:
+                return
+            calls["n"] += 1
+            if (failure == "apply-callback" and calls["n"] == 1) or (failure == "restore-callback" and calls["n"] == 2):
+                raise RuntimeError("injected")
+
+        opts.onchange(victim, callback)
+    try:
+        with temporary_opts(overrides, opts=opts):
+            if failure == "body":
+                raise RuntimeError("injected")
+            if failure == "body-interrupt":
+                raise KeyboardInterrupt
+    except (RuntimeError, KeyboardInterrupt, OptionsRestoreError):
+        pass
+    finally:
+        calls["armed"] = False  # the injected failure belongs to this run only
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), overrides=override_dicts, failure=failure_points)
+def test_options_always_end_exactly_where_they_began(data: st.DataObject, overrides: dict, failure: str) -> None:
+    opts = _start_options(data)
+    before = dict(opts.data)
+    known = [key for key in overrides if key in VALUES]
+    victim = data.draw(st.sampled_from(known), label="victim") if known else None
+    _run_with_failure(opts, overrides, failure, victim)
+    assert opts.data == before
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), outer=override_dicts, inner=override_dicts, failure=failure_points)
+def test_nested_overrides_end_where_they_began(data: st.DataObject, outer: dict, inner: dict, failure: str) -> None:
+    opts = _start_options(data)
+    before = dict(opts.data)
+    with temporary_opts(outer, opts=opts):
+        inside_outer = dict(opts.data)
+        known = [key for key in inner if key in VALUES]
+        victim = data.draw(st.sampled_from(known), label="victim") if known else None
+        _run_with_failure(opts, inner, failure, victim)
+        assert opts.data == inside_outer
+    assert opts.data == before
