@@ -119,8 +119,12 @@ class StableDiffusionProcessing:
     def total_images(self) -> int:
         return self.batch_size * self.n_iter
 
+    def pipeline(self, model: models.SdModel) -> Any:
+        """The diffusers pipeline this mode runs on (each holds its own scheduler)."""
+        return model.txt2img
+
     def run_batch(self, model: models.SdModel, batch: int, kwargs: dict[str, Any]) -> list[Image]:
-        return model.txt2img(**kwargs).images
+        return self.pipeline(model)(**kwargs).images
 
     def infotext_params(self) -> dict[str, Any]:
         return {}
@@ -159,6 +163,9 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
                 "raise steps or denoising_strength"
             )
 
+    def pipeline(self, model: models.SdModel) -> Any:
+        return model.img2img
+
     def run_batch(self, model: models.SdModel, batch: int, kwargs: dict[str, Any]) -> list[Image]:
         from PIL import Image as PILImage
 
@@ -170,7 +177,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
                 image = image.resize((self.width, self.height), PILImage.Resampling.LANCZOS)
             images.append(image)
         del kwargs["width"], kwargs["height"]
-        return model.img2img(image=images, strength=self.denoising_strength, **kwargs).images
+        return self.pipeline(model)(image=images, strength=self.denoising_strength, **kwargs).images
 
     def infotext_params(self) -> dict[str, Any]:
         return {"Denoising strength": self.denoising_strength}
@@ -324,7 +331,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                     pipe._interrupt = True  # diffusers' documented way to stop the denoising loop
                 return tensors
 
-            model.txt2img.scheduler = scheduler
+            p.pipeline(model).scheduler = scheduler
             kwargs: dict[str, Any] = {
                 "prompt": p.all_prompts[first : first + p.batch_size],
                 "negative_prompt": p.all_negative_prompts[first : first + p.batch_size],

@@ -93,3 +93,24 @@ def test_a_single_image_run_matches_its_batch_image_up_to_float_noise() -> None:
     difference = np.abs(np.asarray(batch.images[1], dtype=float) - np.asarray(single.images[0], dtype=float))
     assert difference.max() <= 1 and difference.mean() < 0.01
     assert phash16(batch.images[1]) - phash16(single.images[0]) == 0
+
+
+def test_img2img_with_another_sampler_equals_diffusers(plain_pipelines) -> None:
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionImg2ImgPipeline
+
+    txt, _ = plain_pipelines
+    img = StableDiffusionImg2ImgPipeline(
+        **{**txt.components, "scheduler": DPMSolverMultistepScheduler.from_config(txt.scheduler.config)}
+    )
+    img.set_progress_bar_config(disable=True)
+    init = gradient_image()
+    processed = process_images(img2img(init, seed=3, sampler_name="DPM++ 2M"))
+    expected = img(
+        prompt="a red fox in the snow",
+        image=init,
+        strength=0.6,
+        num_inference_steps=10,
+        guidance_scale=7.5,
+        generator=_generators(3),
+    ).images[0]
+    assert pixels(processed.images[0]) == pixels(expected)

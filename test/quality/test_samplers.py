@@ -83,3 +83,12 @@ def test_names_are_found_case_insensitively_and_by_alias() -> None:
     assert samplers.find_sampler("k_dpmpp_2m").name == "DPM++ 2M"
     processed = process_images(txt2img(sampler_name="ddim"))
     assert processed.sampler_name == "DDIM" and "Sampler: DDIM," in processed.infotexts[0]
+
+
+@pytest.mark.parametrize("name", ["Euler", "Euler a", "DPM++ 2M", "UniPC"])
+def test_the_sampler_drives_img2img_too(name: str) -> None:
+    from support import gradient_image, img2img
+
+    ddim = process_images(img2img(gradient_image(), sampler_name="DDIM")).images[0]
+    other = process_images(img2img(gradient_image(), sampler_name=name)).images[0]
+    assert phash16(ddim) - phash16(other) >= 18

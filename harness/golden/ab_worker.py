@@ -1,0 +1,99 @@
+"""Runs golden cases on one checkout of Serena in its own process, for `golden ab`; imports nothing from harness.
+
+Usage: python ab_worker.py --serena-root DIR --job JOB.json --out DIR
+The job lists the cases (parameters as JSON, init images as PNG files written by the caller) and the thread count.
+For every case it writes <id>-<i>.png and <id>.trace.npz (prompt embeddings and per-step latents), then done.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--serena-root", type=Path, required=True)
+    parser.add_argument("--job", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    root = args.serena_root.resolve()
+    sys.path.insert(0, str(root))
+    import numpy as np
+    import torch
+
+    import serena
+    from serena import shared
+    from serena.cmd_args import CmdOpts
+    from serena.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img, process_images
+
+    if not Path(serena.__file__).resolve().is_relative_to(root):
+        print(f"ab worker: imported serena from {serena.__file__}, not from {root}", file=sys.stderr)
+        return 2
+    job = json.loads(args.job.read_text(encoding="utf-8"))
+    torch.set_num_threads(job["threads"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as data_dir:
+        shared.cmd_opts = CmdOpts(data_dir=Path(data_dir))
+        for case in job["cases"]:
+            params = case["params"]
+            known = {k: v for k, v in params["override_settings"].items() if k in shared.opts.data_labels}
+            common = {
+                "prompt": params["prompt"],
+                "negative_prompt": params["negative_prompt"],
+                "seed": params["seed"],
+                "steps": params["steps"],
+                "sampler_name": params["sampler"],
+                "cfg_scale": params["cfg_scale"],
+                "width": params["width"],
+                "height": params["height"],
+                "batch_size": params["batch_size"],
+                "override_settings": known,
+                "do_not_save_samples": True,
+            }
+            if params["mode"] == "img2img":
+                from PIL import Image
+
+                with Image.open(case["init_file"]) as init:
+                    init_rgb = init.convert("RGB")
+                p = StableDiffusionProcessingImg2Img(
+                    init_images=[init_rgb], denoising_strength=params["denoising_strength"], **common
+                )
+            else:
+                p = StableDiffusionProcessingTxt2Img(**common)
+            batch = params["batch_size"]
+            arrays: dict[str, np.ndarray] = {}
+
+            def record(batch_no, step, timestep, tensors, batch=batch, arrays=arrays):
+                if step == 0 and "prompt_embeds" in tensors:
+                    embeds = tensors["prompt_embeds"].detach().float().cpu().numpy()
+                    for i in range(batch):
+                        pair = np.stack([embeds[i], embeds[batch + i]]) if embeds.shape[0] == 2 * batch else embeds[i]
+                        arrays[f"{i}/prompt embeddings"] = pair.astype(np.float16)
+                latents = tensors["latents"].detach().float().cpu().numpy()
+                for i in range(batch):
+                    arrays[f"{i}/latents after step {step + 1}"] = latents[i].astype(np.float16)
+
+            p.step_callback = record
+            processed = process_images(p)
+            files = []
+            for index, image in enumerate(processed.images):
+                name = f"{case['id']}-{index}.png"
+                image.save(args.out / name, "PNG")
+                files.append(name)
+            trace = None
+            if arrays:
+                trace = f"{case['id']}.trace.npz"
+                np.savez_compressed(args.out / trace, **arrays)
+            skipped = sorted(set(params["override_settings"]) - set(known))
+            results[case["id"]] = {"images": files, "trace": trace, "skipped_overrides": skipped}
+    (args.out / "done.json").write_text(json.dumps({"serena": serena.__file__, "cases": results}), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

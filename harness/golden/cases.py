@@ -1,0 +1,238 @@
+"""Golden case definitions: TOML files under harness/cases/, validated with file, case and field in every error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.errors import GoldenError
+
+Mode = Literal["txt2img", "img2img"]
+CASE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SYNTHETIC_PREFIX = "synthetic:"
+
+# field -> (accepted types, required, default)
+_FIELDS: dict[str, tuple[tuple[type, ...], bool, Any]] = {
+    "id": ((str,), True, None),
+    "mode": ((str,), True, None),
+    "prompt": ((str,), True, None),
+    "negative_prompt": ((str,), False, ""),
+    "seed": ((int,), True, None),
+    "steps": ((int,), True, None),
+    "sampler": ((str,), True, None),
+    "cfg_scale": ((int, float), True, None),
+    "width": ((int,), False, 64),
+    "height": ((int,), False, 64),
+    "batch_size": ((int,), False, 1),
+    "init_image": ((str,), False, None),
+    "denoising_strength": ((int, float), False, None),
+    "override_settings": ((dict,), False, {}),
+    "description": ((str,), False, ""),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One seeded generation whose output is recorded and compared."""
+
+    id: str
+    mode: Mode
+    prompt: str
+    seed: int
+    steps: int
+    sampler: str
+    cfg_scale: float
+    width: int = 64
+    height: int = 64
+    negative_prompt: str = ""
+    batch_size: int = 1
+    init_image: str | None = None
+    denoising_strength: float | None = None
+    override_settings: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    source: str = ""  # the TOML file it came from
+    init_image_sha256: str | None = None  # of a shipped init image file, part of the digest
+
+    def params(self) -> dict[str, Any]:
+        """Everything that determines the output, as plain JSON values."""
+        return {
+            "mode": self.mode,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "steps": self.steps,
+            "sampler": self.sampler,
+            "cfg_scale": self.cfg_scale,
+            "width": self.width,
+            "height": self.height,
+            "batch_size": self.batch_size,
+            "init_image": self.init_image,
+            "init_image_sha256": self.init_image_sha256,
+            "denoising_strength": self.denoising_strength,
+            "override_settings": dict(sorted(self.override_settings.items())),
+        }
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.params(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def with_changes(self, **changes: Any) -> Case:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def _check_field(where: str, name: str, value: Any) -> Any:
+    types, _, _ = _FIELDS[name]
+    if isinstance(value, bool) or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise GoldenError(f"{where}: field {name!r} expects {expected}, got {value!r}")
+    return float(value) if float in types else value
+
+
+def parse_case(table: Mapping[str, Any], source: Path, cases_dir: Path, index: int) -> Case:
+    where = f"{source}: case #{index + 1}"
+    if isinstance(table.get("id"), str):
+        where = f"{source}: case {table['id']!r}"
+    unknown = sorted(set(table) - set(_FIELDS))
+    if unknown:
+        raise GoldenError(f"{where}: unknown field {unknown[0]!r}; known: {', '.join(_FIELDS)}")
+    values: dict[str, Any] = {}
+    for name, (_, required, default) in _FIELDS.items():
+        if name in table:
+            values[name] = _check_field(where, name, table[name])
+        elif required:
+            raise GoldenError(f"{where}: missing field {name!r}")
+        else:
+            values[name] = default
+    if not CASE_ID.match(values["id"]):
+        raise GoldenError(f"{where}: field 'id' must match {CASE_ID.pattern}, got {values['id']!r}")
+    if values["mode"] not in ("txt2img", "img2img"):
+        raise GoldenError(f"{where}: field 'mode' must be txt2img or img2img, got {values['mode']!r}")
+    if values["seed"] < 0:
+        raise GoldenError(f"{where}: field 'seed' must be fixed (>= 0) in a golden case, got {values['seed']}")
+    init_sha = None
+    if values["mode"] == "img2img":
+        if values["init_image"] is None:
+            raise GoldenError(f"{where}: img2img needs field 'init_image' (a file or synthetic:<name>)")
+        if values["denoising_strength"] is None:
+            raise GoldenError(f"{where}: img2img needs field 'denoising_strength'")
+        init_sha = _check_init_image(where, values["init_image"], cases_dir)
+    elif values["init_image"] is not None or values["denoising_strength"] is not None:
+        raise GoldenError(f"{where}: fields 'init_image' and 'denoising_strength' are for img2img cases only")
+    return Case(
+        id=values["id"],
+        mode=values["mode"],
+        prompt=values["prompt"],
+        negative_prompt=values["negative_prompt"],
+        seed=values["seed"],
+        steps=values["steps"],
+        sampler=values["sampler"],
+        cfg_scale=values["cfg_scale"],
+        width=values["width"],
+        height=values["height"],
+        batch_size=values["batch_size"],
+        init_image=values["init_image"],
+        denoising_strength=values["denoising_strength"],
+        override_settings=dict(values["override_settings"]),
+        description=values["description"],
+        source=str(source),
+        init_image_sha256=init_sha,
+    )
+
+
+def _check_init_image(where: str, reference: str, cases_dir: Path) -> str | None:
+    if reference.startswith(SYNTHETIC_PREFIX):
+        name = reference.removeprefix(SYNTHETIC_PREFIX)
+        if name not in SYNTHETIC_IMAGES:
+            known = ", ".join(SYNTHETIC_PREFIX + n for n in SYNTHETIC_IMAGES)
+            raise GoldenError(f"{where}: field 'init_image': unknown generator {reference!r}; known: {known}")
+        return None
+    path = cases_dir / reference
+    if not path.is_file():
+        raise GoldenError(f"{where}: field 'init_image': file {path} not found")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_cases(cases_dir: Path) -> list[Case]:
+    """Every case in every *.toml under `cases_dir`, sorted by id; ids must be unique."""
+    if not cases_dir.is_dir():
+        raise GoldenError(f"{cases_dir}: golden cases folder not found")
+    cases: list[Case] = []
+    seen: dict[str, str] = {}
+    for source in sorted(cases_dir.glob("*.toml")):
+        try:
+            document = tomllib.loads(source.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise GoldenError(f"{source}: malformed TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GoldenError(f"{source}: cannot read ({exc})") from None
+        extra = sorted(set(document) - {"case"})
+        if extra:
+            raise GoldenError(f"{source}: unknown top-level key {extra[0]!r}; cases are [[case]] tables")
+        tables = document.get("case", [])
+        if not isinstance(tables, list):
+            raise GoldenError(f"{source}: 'case' must be an array of tables ([[case]])")
+        for index, table in enumerate(tables):
+            case = parse_case(table, source, cases_dir, index)
+            if case.id in seen:
+                raise GoldenError(f"{source}: case {case.id!r} is also defined in {seen[case.id]}")
+            seen[case.id] = str(source)
+            cases.append(case)
+    if not cases:
+        raise GoldenError(f"{cases_dir}: no golden cases found (expected [[case]] tables in *.toml)")
+    return sorted(cases, key=lambda c: c.id)
+
+
+# -- init images -----------------------------------------------------------------------------
+def _gradient(width: int, height: int) -> Any:
+    import numpy as np
+
+    y, x = np.mgrid[0:height, 0:width]
+    red = (x * 255 // max(width - 1, 1)).astype(np.uint8)
+    green = (y * 255 // max(height - 1, 1)).astype(np.uint8)
+    blue = ((x + y) * 127 // max(width + height - 2, 1)).astype(np.uint8)
+    return np.stack([red, green, blue], axis=-1)
+
+
+def _checker(width: int, height: int) -> Any:
+    import numpy as np
+
+    y, x = np.mgrid[0:height, 0:width]
+    cells = ((x // 8 + y // 8) % 2).astype(np.uint8)
+    return np.stack([cells * 200 + 30, cells * 60 + 90, (1 - cells) * 180 + 40], axis=-1).astype(np.uint8)
+
+
+def _rings(width: int, height: int) -> Any:
+    import numpy as np
+
+    y, x = np.mgrid[0:height, 0:width]
+    radius = np.hypot(x - width / 2, y - height / 2)
+    wave = ((np.sin(radius / 3.0) + 1) * 127.5).astype(np.uint8)
+    return np.stack([wave, 255 - wave, (x * 255 // max(width - 1, 1)).astype(np.uint8)], axis=-1)
+
+
+SYNTHETIC_IMAGES = {"gradient": _gradient, "checker": _checker, "rings": _rings}
+
+
+def init_image(case: Case, cases_dir: Path) -> Any:
+    """The case's init image as an RGB PIL image at the case's size (synthetic ones are drawn at that size)."""
+    from PIL import Image
+
+    assert case.init_image is not None
+    if case.init_image.startswith(SYNTHETIC_PREFIX):
+        draw = SYNTHETIC_IMAGES[case.init_image.removeprefix(SYNTHETIC_PREFIX)]
+        return Image.fromarray(draw(case.width, case.height), "RGB")
+    from serena.errors import InputFileError
+    from serena.images import load_image
+
+    try:
+        return load_image(cases_dir / case.init_image)
+    except InputFileError as exc:
+        raise GoldenError(f"case {case.id!r}: init_image: {exc}") from None

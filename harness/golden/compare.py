@@ -1,0 +1,157 @@
+"""Tiered verdicts: identical → equivalent → changed; and stale, missing, unused, degenerate, skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from harness.golden.manifest import GoldenEntry, GoldenSet, Tolerances
+from harness.golden.measures import ImageMeasures, mean_abs_difference, phash_distance
+from harness.golden.runner import CaseRun
+from harness.golden.trace import Divergence, first_divergence
+
+
+class Verdict(StrEnum):
+    IDENTICAL = "identical"  # pixels equal
+    EQUIVALENT = "equivalent"  # within the set's tolerance
+    CHANGED = "changed"  # beyond tolerance: behaviour changed
+    STALE = "stale"  # the case's parameters changed since recording (not an output change)
+    MISSING = "missing"  # no golden recorded for the case
+    UNUSED = "unused"  # recorded but not run in a full run
+    DEGENERATE = "degenerate"  # flat / near-uniform / NaN output: cannot be compared, never recorded
+    SKIPPED = "skipped"  # could not run here (e.g. no CUDA device), with the reason
+
+
+PASSING = frozenset({Verdict.IDENTICAL, Verdict.EQUIVALENT})
+_SEVERITY = [
+    Verdict.IDENTICAL,
+    Verdict.EQUIVALENT,
+    Verdict.SKIPPED,
+    Verdict.UNUSED,
+    Verdict.STALE,
+    Verdict.MISSING,
+    Verdict.CHANGED,
+    Verdict.DEGENERATE,
+]
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    return max(verdicts, key=_SEVERITY.index)
+
+
+@dataclass
+class ImageComparison:
+    index: int
+    verdict: Verdict
+    actual: ImageMeasures | None = None
+    golden: ImageMeasures | None = None
+    golden_file: str | None = None
+    phash_distance: int | None = None
+    mean_abs: float | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "verdict": str(self.verdict),
+            "phash_distance": self.phash_distance,
+            "mean_abs": None if self.mean_abs is None else round(self.mean_abs, 4),
+            "golden_file": self.golden_file,
+            "actual": self.actual.to_dict() if self.actual else None,
+            "golden": self.golden.to_dict() if self.golden else None,
+            "note": self.note,
+        }
+
+
+@dataclass
+class CaseVerdict:
+    case_id: str
+    verdict: Verdict
+    images: list[ImageComparison] = field(default_factory=list)
+    reason: str | None = None
+    divergence: Divergence | None = None
+    seconds: float | None = None
+    run: CaseRun | None = field(default=None, repr=False)  # kept for reports (actual images)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.case_id,
+            "verdict": str(self.verdict),
+            "reason": self.reason,
+            "divergence": self.divergence.describe() if self.divergence else None,
+            "divergence_stage": self.divergence.stage if self.divergence else None,
+            "seconds": None if self.seconds is None else round(self.seconds, 4),
+            "images": [image.to_dict() for image in self.images],
+        }
+
+
+def compare_images(
+    actual_image: Any,
+    actual: ImageMeasures,
+    golden_image: Any,
+    golden: ImageMeasures,
+    tolerances: Tolerances,
+) -> tuple[Verdict, int, float]:
+    """The verdict for one image pair and the distances behind it."""
+    distance = phash_distance(actual.phash16, golden.phash16)
+    if actual.sha256 == golden.sha256:
+        return Verdict.IDENTICAL, 0, 0.0
+    mean_abs = mean_abs_difference(actual_image, golden_image)
+    if distance <= tolerances.phash_bits and mean_abs <= tolerances.mean_abs:
+        return Verdict.EQUIVALENT, distance, mean_abs
+    return Verdict.CHANGED, distance, mean_abs
+
+
+def compare_case(run: CaseRun, golden_set: GoldenSet, tolerances: Tolerances) -> CaseVerdict:
+    """Judge one case's run against its recorded golden."""
+    case_id = run.case.id
+    degenerate = [(index, reason) for index, reason in enumerate(run.degenerate) if reason]
+    if degenerate:
+        index, reason = degenerate[0]
+        images = [
+            ImageComparison(i, Verdict.DEGENERATE, actual=m, note=run.degenerate[i]) for i, m in enumerate(run.measures)
+        ]
+        return CaseVerdict(
+            case_id, Verdict.DEGENERATE, images, f"image {index}: {reason}", seconds=run.seconds, run=run
+        )
+    entry = golden_set.entries.get(case_id)
+    if entry is None:
+        images = [ImageComparison(i, Verdict.MISSING, actual=m) for i, m in enumerate(run.measures)]
+        where = golden_set.manifest_path if golden_set.exists else f"{golden_set.manifest_path} (no set recorded)"
+        return CaseVerdict(case_id, Verdict.MISSING, images, f"no golden in {where}", seconds=run.seconds, run=run)
+    if entry.digest != run.case.digest():
+        changed = _changed_params(entry, run.case.params())
+        return CaseVerdict(
+            case_id,
+            Verdict.STALE,
+            [],
+            f"case parameters changed since recording: {changed}",
+            seconds=run.seconds,
+            run=run,
+        )
+    if len(entry.images) != len(run.images):
+        reason = f"{len(run.images)} images, golden has {len(entry.images)}"
+        return CaseVerdict(case_id, Verdict.CHANGED, [], reason, seconds=run.seconds, run=run)
+    comparisons = []
+    for index, ((name, golden), image, actual) in enumerate(zip(entry.images, run.images, run.measures, strict=True)):
+        golden_image = golden_set.load_image(name, golden)
+        verdict, distance, mean_abs = compare_images(image, actual, golden_image, golden, tolerances)
+        comparisons.append(ImageComparison(index, verdict, actual, golden, name, distance, mean_abs))
+    verdict = worst([c.verdict for c in comparisons])
+    result = CaseVerdict(case_id, verdict, comparisons, seconds=run.seconds, run=run)
+    if verdict is Verdict.CHANGED:
+        changed = next(c for c in comparisons if c.verdict is Verdict.CHANGED)
+        result.reason = (
+            f"image {changed.index}: phash16 distance {changed.phash_distance} (tolerance {tolerances.phash_bits}), "
+            f"mean abs {changed.mean_abs:.3f} (tolerance {tolerances.mean_abs:g})"
+        )
+        stored = golden_set.load_traces(entry)
+        if stored is not None and changed.index < len(stored):
+            result.divergence = first_divergence(stored[changed.index], run.traces[changed.index])
+    return result
+
+
+def _changed_params(entry: GoldenEntry, params: dict[str, Any]) -> str:
+    names = sorted(k for k in set(entry.params) | set(params) if entry.params.get(k) != params.get(k))
+    return ", ".join(f"{k} {entry.params.get(k)!r} → {params.get(k)!r}" for k in names) or "digest differs"

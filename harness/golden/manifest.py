@@ -1,0 +1,244 @@
+"""A recorded golden set: `harness/goldens/<key>/manifest.json` plus PNGs and traces; read strictly, written once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.errors import GoldenError
+from harness.golden.measures import ImageMeasures, pixel_sha256
+from harness.golden.trace import Trace, load_traces, save_traces
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+DEFAULT_TOLERANCES = {"phash_bits": 8, "mean_abs": 1.0}
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    phash_bits: int
+    mean_abs: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"phash_bits": self.phash_bits, "mean_abs": self.mean_abs}
+
+
+@dataclass
+class GoldenEntry:
+    """One case as recorded: its parameters and digest, and per image the file and its measures."""
+
+    case_id: str
+    params: dict[str, Any]
+    digest: str
+    images: list[tuple[str, ImageMeasures]]
+    trace_file: str | None
+    recorded_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "digest": self.digest,
+            "images": [{"file": name, **measures.to_dict()} for name, measures in self.images],
+            "trace": self.trace_file,
+            "recorded_at": self.recorded_at,
+        }
+
+
+@dataclass
+class GoldenSet:
+    """The manifest of one environment key, as read from disk (or empty when none was recorded yet)."""
+
+    folder: Path
+    key: str
+    tolerances: Tolerances
+    entries: dict[str, GoldenEntry] = field(default_factory=dict)
+    recorded_with: dict[str, Any] = field(default_factory=dict)
+    noise_floor: dict[str, Any] | None = None
+    exists: bool = True
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / MANIFEST_NAME
+
+    def image_path(self, name: str) -> Path:
+        return self.folder / name
+
+    def load_image(self, name: str, expected: ImageMeasures) -> Any:
+        """A golden PNG, checked against the manifest's pixel sha256; GoldenError for missing/corrupt/altered."""
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.image_path(name)
+        try:
+            with Image.open(path) as image:
+                image.load()
+                rgb = image.convert("RGB")
+        except FileNotFoundError:
+            raise GoldenError(f"{path}: golden image listed in {self.manifest_path.name} is missing") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise GoldenError(f"{path}: corrupt golden image ({exc})") from None
+        if pixel_sha256(rgb) != expected.sha256:
+            raise GoldenError(f"{path}: pixels do not match the manifest's sha256; the golden image was altered")
+        return rgb
+
+    def load_traces(self, entry: GoldenEntry) -> list[Trace] | None:
+        return load_traces(self.folder / entry.trace_file) if entry.trace_file else None
+
+
+def _require(mapping: Any, name: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(mapping, dict) or name not in mapping:
+        raise GoldenError(f"{where}: missing field {name!r}")
+    value = mapping[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise GoldenError(f"{where}: field {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
+    """Read and validate `goldens_dir/key/manifest.json`; a missing manifest gives an empty set (exists=False)."""
+    folder = goldens_dir / key
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return GoldenSet(folder, key, Tolerances(**DEFAULT_TOLERANCES), exists=False)  # type: ignore[arg-type]
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GoldenError(f"{path}:{exc.lineno}:{exc.colno}: corrupt manifest: {exc.msg}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GoldenError(f"{path}: cannot read manifest ({exc})") from None
+    where = str(path)
+    version = _require(document, "schema_version", int, where)
+    if version != SCHEMA_VERSION:
+        raise GoldenError(f"{where}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
+    if _require(document, "environment_key", str, where) != key:
+        raise GoldenError(f"{where}: environment_key {document['environment_key']!r} does not match folder {key!r}")
+    tolerance_table = _require(document, "tolerances", dict, where)
+    tolerances = Tolerances(
+        phash_bits=_require(tolerance_table, "phash_bits", int, f"{where}: tolerances"),
+        mean_abs=float(_require(tolerance_table, "mean_abs", (int, float), f"{where}: tolerances")),
+    )
+    entries: dict[str, GoldenEntry] = {}
+    for case_id, raw in _require(document, "cases", dict, where).items():
+        at = f"{where}: case {case_id!r}"
+        images = []
+        for index, image in enumerate(_require(raw, "images", list, at)):
+            image_at = f"{at}: image {index}"
+            try:
+                measures = ImageMeasures.from_dict(image)
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise GoldenError(f"{image_at}: malformed image measures") from None
+            images.append((_require(image, "file", str, image_at), measures))
+        trace_file = raw.get("trace") if isinstance(raw, dict) else None
+        if trace_file is not None and not isinstance(trace_file, str):
+            raise GoldenError(f"{at}: field 'trace' must be a file name or null")
+        entries[case_id] = GoldenEntry(
+            case_id=case_id,
+            params=_require(raw, "params", dict, at),
+            digest=_require(raw, "digest", str, at),
+            images=images,
+            trace_file=trace_file,
+            recorded_at=str(raw.get("recorded_at", "")),
+        )
+    noise_floor = document.get("noise_floor")
+    return GoldenSet(
+        folder=folder,
+        key=key,
+        tolerances=tolerances,
+        entries=entries,
+        recorded_with=dict(document.get("recorded_with") or {}),
+        noise_floor=noise_floor if isinstance(noise_floor, dict) else None,
+    )
+
+
+@dataclass
+class PendingUpdate:
+    case_id: str
+    params: dict[str, Any]
+    digest: str
+    images: list[Any]
+    measures: list[ImageMeasures]
+    traces: list[Trace]
+
+
+class UpdateQueue:
+    """Golden writes, queued during a run and flushed once: new files first, the manifest last (atomically)."""
+
+    def __init__(self, golden_set: GoldenSet) -> None:
+        self.golden_set = golden_set
+        self.pending: dict[str, PendingUpdate] = {}
+        self.removals: set[str] = set()
+        self.noise_floor: dict[str, Any] | None = None
+        self.recorded_with: dict[str, Any] | None = None
+
+    def queue(self, update: PendingUpdate) -> None:
+        self.pending[update.case_id] = update
+
+    def remove(self, case_id: str) -> None:
+        self.removals.add(case_id)
+
+    def __bool__(self) -> bool:
+        return bool(self.pending or self.removals or self.noise_floor is not None)
+
+    def flush(self) -> list[Path]:
+        """Write everything queued; an interruption leaves the old manifest (and its files) or the new one."""
+        import io
+
+        from serena.fileio import atomic_write_bytes, atomic_write_text
+
+        golden = self.golden_set
+        golden.folder.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # 1. new files under content-derived names, never overwriting what the old manifest points at
+        for update in self.pending.values():
+            images = []
+            for index, (image, measures) in enumerate(zip(update.images, update.measures, strict=True)):
+                name = f"{update.case_id}-{index}-{measures.sha256[:12]}.png"
+                buffer = io.BytesIO()
+                image.save(buffer, "PNG")
+                atomic_write_bytes(golden.folder / name, buffer.getvalue())
+                written.append(golden.folder / name)
+                images.append((name, measures))
+            trace_name = None
+            if any(trace.stages for trace in update.traces):
+                data = save_traces(update.traces)
+                import hashlib
+
+                trace_name = f"{update.case_id}-{hashlib.sha256(data).hexdigest()[:12]}.trace.npz"
+                atomic_write_bytes(golden.folder / trace_name, data)
+                written.append(golden.folder / trace_name)
+            golden.entries[update.case_id] = GoldenEntry(
+                update.case_id, update.params, update.digest, images, trace_name, now
+            )
+        for case_id in self.removals:
+            golden.entries.pop(case_id, None)
+        if self.noise_floor is not None:
+            golden.noise_floor = self.noise_floor
+        if self.recorded_with is not None:
+            golden.recorded_with = self.recorded_with
+        # 2. the manifest, atomically
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "environment_key": golden.key,
+            "recorded_with": golden.recorded_with,
+            "tolerances": golden.tolerances.to_dict(),
+            "noise_floor": golden.noise_floor,
+            "cases": {case_id: golden.entries[case_id].to_dict() for case_id in sorted(golden.entries)},
+        }
+        atomic_write_text(golden.manifest_path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+        written.append(golden.manifest_path)
+        golden.exists = True
+        # 3. files no entry points at any more
+        referenced = {MANIFEST_NAME}
+        for entry in golden.entries.values():
+            referenced.update(name for name, _ in entry.images)
+            if entry.trace_file:
+                referenced.add(entry.trace_file)
+        for path in golden.folder.iterdir():
+            if path.is_file() and path.name not in referenced and not path.name.startswith("."):
+                path.unlink()
+        self.pending.clear()
+        self.removals.clear()
+        return written
