@@ -92,9 +92,13 @@ def _register_areas() -> None:
     if _registered:
         return
     _registered = True
+    from harness.gates.commands import register as register_gates
     from harness.golden.commands import register as register_golden
+    from harness.ledger.commands import register as register_ledger
 
     register_golden(app)
+    register_gates(app)
+    register_ledger(app)
 
 
 def repo_path(path: Path) -> str:

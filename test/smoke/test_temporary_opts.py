@@ -210,3 +210,29 @@ def test_nested_overrides_end_where_they_began(data: st.DataObject, outer: dict,
         _run_with_failure(opts, inner, failure, victim)
         assert opts.data == inside_outer
     assert opts.data == before
+
+
+def test_restore_false_keeps_the_values_even_when_the_block_raises() -> None:
+    opts = Options()
+    with pytest.raises(RuntimeError, match="boom"), temporary_opts({"eta_ddim": 0.5}, opts=opts, restore=False):
+        raise RuntimeError("boom")
+    assert opts.eta_ddim == 0.5
+
+
+def test_a_failing_and_an_interrupted_restore_still_restore_both_and_raise_the_interrupt() -> None:
+    opts = Options()
+    calls = {"eta_ddim": 0, "samples_format": 0}
+
+    def make(key: str, error: BaseException):
+        def callback() -> None:
+            calls[key] += 1
+            if calls[key] == 2:  # fail on restore only
+                raise error
+
+        return callback
+
+    opts.onchange("eta_ddim", make("eta_ddim", RuntimeError("cannot restore")))
+    opts.onchange("samples_format", make("samples_format", KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt), temporary_opts({"eta_ddim": 0.5, "samples_format": "jpg"}, opts=opts):
+        pass
+    assert (opts.eta_ddim, opts.samples_format) == (0.0, "png")

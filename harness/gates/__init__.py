@@ -1,0 +1,1 @@
+"""Governance gates: coverage, pinned dependencies, vulnerability audit and the environment record."""

@@ -1,0 +1,310 @@
+"""The golden harness sees real behaviour changes (with where they began) and stays green for harmless ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import REPO_ROOT
+
+import serena.processing
+from harness.config import HarnessConfig, load_config
+from harness.golden.calibrate import calibrate, selftest
+from harness.golden.compare import Verdict
+from harness.golden.manifest import load_golden_set
+from harness.golden.runner import PROMPT_STAGE
+from harness.golden.session import GoldenReport, Selection, run_goldens
+from harness.outcome import Outcome
+from serena.runtime_utils import AppliedOverrides
+
+
+@pytest.fixture
+def golden_copy(tmp_path: Path) -> HarnessConfig:
+    """The shipped cases and cpu-fp32 set, copied so a test may change them."""
+    shutil.copytree(REPO_ROOT / "harness" / "cases", tmp_path / "cases")
+    shutil.copytree(REPO_ROOT / "harness" / "goldens" / "cpu-fp32", tmp_path / "goldens" / "cpu-fp32")
+    return load_config(
+        REPO_ROOT,
+        {"golden.cases_dir": str(tmp_path / "cases"), "golden.goldens_dir": str(tmp_path / "goldens")},
+        environ={},
+    )
+
+
+def _by_id(report: GoldenReport) -> dict[str, Any]:
+    return {verdict.case_id: verdict for verdict in report.verdicts}
+
+
+def _wrap_inner(monkeypatch: pytest.MonkeyPatch, before=None, after=None) -> None:
+    original = serena.processing.process_images_inner
+
+    def faulty(p):
+        if before:
+            before(p)
+        processed = original(p)
+        if after:
+            after(processed)
+        return processed
+
+    monkeypatch.setattr(serena.processing, "process_images_inner", faulty)
+
+
+FEW = Selection(("t2i-euler", "t2i-ddim-batch", "i2i-ddim-gradient"))
+
+
+def test_the_committed_set_passes_for_the_selected_cases(golden_copy: HarnessConfig) -> None:
+    report = run_goldens(golden_copy, selection=FEW)
+    assert report.outcome() is Outcome.PASSED
+    assert {v.verdict for v in report.verdicts} == {Verdict.IDENTICAL}
+
+
+def test_a_seed_offset_is_changed_and_traced_to_the_first_latents(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _wrap_inner(monkeypatch, before=lambda p: setattr(p, "seed", p.seed + 1))
+    report = run_goldens(golden_copy, selection=FEW)
+    assert report.outcome() is Outcome.FAILED
+    for verdict in report.verdicts:
+        assert verdict.verdict is Verdict.CHANGED
+        assert verdict.divergence is not None and verdict.divergence.stage == "latents after step 1"
+    assert "changed" in report.check_result().problems[0]
+
+
+def test_an_off_by_one_in_steps_is_changed(golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    _wrap_inner(monkeypatch, before=lambda p: setattr(p, "steps", p.steps + 1))
+    verdict = _by_id(run_goldens(golden_copy, selection=Selection(("t2i-euler",))))["t2i-euler"]
+    assert verdict.verdict is Verdict.CHANGED
+    assert verdict.divergence is not None and verdict.divergence.stage.startswith("latents after step")
+
+
+def test_an_override_not_applied_is_changed_at_the_prompt_embeddings(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @contextmanager
+    def ignores_overrides(overrides, **kwargs):
+        yield AppliedOverrides()
+
+    monkeypatch.setattr(serena.processing, "temporary_opts", ignores_overrides)
+    verdicts = _by_id(run_goldens(golden_copy, selection=Selection(("t2i-unipc-clip-skip", "t2i-ddim-eta"))))
+    clip_skip = verdicts["t2i-unipc-clip-skip"]
+    assert clip_skip.verdict is Verdict.CHANGED and clip_skip.divergence.stage == PROMPT_STAGE
+    eta = verdicts["t2i-ddim-eta"]
+    assert eta.verdict is Verdict.CHANGED and eta.divergence.stage.startswith("latents after step")
+
+
+def test_a_change_after_denoising_is_traced_to_the_vae_decode(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import ImageOps
+
+    def invert(processed) -> None:
+        processed.images[:] = [ImageOps.invert(image) for image in processed.images]
+
+    _wrap_inner(monkeypatch, after=invert)
+    verdict = _by_id(run_goldens(golden_copy, selection=Selection(("t2i-euler",))))["t2i-euler"]
+    assert verdict.verdict is Verdict.CHANGED
+    assert verdict.divergence.stage is None and "VAE decode" in verdict.divergence.describe()
+
+
+def test_a_different_thread_count_stays_green(golden_copy: HarnessConfig) -> None:
+    one_thread = load_config(REPO_ROOT, {**golden_copy.values, "golden.num_threads": 1}, environ={})
+    report = run_goldens(one_thread, selection=FEW)
+    assert report.outcome() is Outcome.PASSED
+    assert {v.verdict for v in report.verdicts} <= {Verdict.IDENTICAL, Verdict.EQUIVALENT}
+
+
+def test_changed_parameters_are_stale_not_changed(golden_copy: HarnessConfig) -> None:
+    cases = golden_copy.path("golden.cases_dir") / "txt2img.toml"
+    text = cases.read_text()
+    start = text.index('id = "t2i-euler"')
+    cases.write_text(text[:start] + text[start:].replace("cfg_scale = 7.5", "cfg_scale = 7.0", 1))
+    verdict = _by_id(run_goldens(golden_copy, selection=Selection(("t2i-euler",))))["t2i-euler"]
+    assert verdict.verdict is Verdict.STALE
+    assert "cfg_scale 7.5 → 7.0" in verdict.reason
+
+
+def _drop_case(cfg: HarnessConfig, case_id: str) -> None:
+    path = cfg.path("golden.cases_dir") / "txt2img.toml"
+    blocks = path.read_text().split("[[case]]")
+    path.write_text("[[case]]".join(block for block in blocks if f'id = "{case_id}"' not in block))
+
+
+def test_unused_goldens_fail_a_full_run_unless_warned(golden_copy: HarnessConfig) -> None:
+    _drop_case(golden_copy, "t2i-lcm")
+    selection = Selection(("t2i-l*",))  # selection-aware: t2i-lcm still matches the selection
+    report = run_goldens(golden_copy, selection=selection)
+    assert report.unused == ["t2i-lcm"] and report.outcome() is Outcome.FAILED
+    warned = load_config(REPO_ROOT, {**golden_copy.values, "golden.warn_unused": True}, environ={})
+    assert run_goldens(warned, selection=selection).outcome() is Outcome.PASSED
+    narrower = run_goldens(golden_copy, selection=Selection(("t2i-euler",)))
+    assert narrower.unused == [] and narrower.outcome() is Outcome.PASSED
+
+
+def test_a_new_case_is_missing_and_update_missing_records_only_it(golden_copy: HarnessConfig) -> None:
+    path = golden_copy.path("golden.cases_dir") / "txt2img.toml"
+    path.write_text(
+        path.read_text() + '\n[[case]]\nid = "t2i-new"\nmode = "txt2img"\nprompt = "a new case"\nseed = 7\nsteps = 6\n'
+        'sampler = "Euler"\ncfg_scale = 7.0\n'
+    )
+    goldens = golden_copy.path("golden.goldens_dir")
+    before = load_golden_set(goldens, "cpu-fp32").entries
+    selection = Selection(("t2i-new", "t2i-euler"))
+    report = run_goldens(golden_copy, selection=selection)
+    assert _by_id(report)["t2i-new"].verdict is Verdict.MISSING and report.outcome() is Outcome.FAILED
+    updated = run_goldens(golden_copy, selection=selection, update="missing")
+    assert updated.updated == ["t2i-new"] and updated.outcome() is Outcome.PASSED
+    after = load_golden_set(goldens, "cpu-fp32").entries
+    assert set(after) == set(before) | {"t2i-new"}
+    assert after["t2i-euler"].to_dict() == before["t2i-euler"].to_dict()
+    assert run_goldens(golden_copy, selection=selection).outcome() is Outcome.PASSED
+    referenced = (
+        {"manifest.json"}
+        | {n for e in after.values() for n, _ in e.images}
+        | {e.trace_file for e in after.values() if e.trace_file}
+    )
+    assert {p.name for p in (goldens / "cpu-fp32").iterdir()} == referenced
+
+
+def test_update_failed_rerecords_a_changed_case(golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    _wrap_inner(monkeypatch, before=lambda p: setattr(p, "seed", p.seed + 1))
+    selection = Selection(("t2i-euler",))
+    assert run_goldens(golden_copy, selection=selection, update="failed").updated == ["t2i-euler"]
+    assert run_goldens(golden_copy, selection=selection).outcome() is Outcome.PASSED
+
+
+def test_degenerate_output_fails_and_is_never_recorded(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    def flatten(processed) -> None:
+        processed.images[:] = [Image.new("RGB", image.size, (128, 128, 128)) for image in processed.images]
+
+    _wrap_inner(monkeypatch, after=flatten)
+    manifest = golden_copy.path("golden.goldens_dir") / "cpu-fp32" / "manifest.json"
+    before = manifest.read_bytes()
+    report = run_goldens(golden_copy, selection=Selection(("t2i-euler",)), update="all")
+    verdict = _by_id(report)["t2i-euler"]
+    assert verdict.verdict is Verdict.DEGENERATE and "flat image" in verdict.reason
+    assert report.outcome() is Outcome.FAILED and report.updated == []
+    assert manifest.read_bytes() == before
+
+
+def test_cuda_cases_are_skipped_with_the_reason_without_a_gpu(golden_copy: HarnessConfig) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    report = run_goldens(golden_copy, selection=FEW, device="cuda")
+    result = report.check_result()
+    assert result.outcome is Outcome.SKIPPED and "no CUDA device" in result.reason
+    assert {v.verdict for v in report.verdicts} == {Verdict.SKIPPED}
+
+
+def test_calibrate_records_the_noise_floor(golden_copy: HarnessConfig) -> None:
+    report = calibrate(golden_copy, patterns=("t2i-euler",))
+    assert report.check_result().outcome is Outcome.PASSED
+    floor = load_golden_set(golden_copy.path("golden.goldens_dir"), "cpu-fp32").noise_floor
+    assert floor["cases"] == ["t2i-euler"]
+    assert set(floor["per_variant"]) == {"rerun", "threads 1", "threads 2", "latent jitter 1e-4"}
+    assert floor["max_phash_distance"] < report.tolerances.phash_bits
+    assert floor["per_variant"]["rerun"] == {"max_phash_distance": 0, "max_mean_abs": 0.0}
+
+
+def test_selftest_detects_every_control() -> None:
+    cfg = load_config(REPO_ROOT, environ={})
+    report = selftest(cfg)
+    result = report.check_result()
+    assert result.outcome is Outcome.PASSED, result.problems
+    names = {r.variant for r in report.results if r.expect == "changed"}
+    assert names == {
+        "seed+1",
+        "steps+1",
+        "CFG -0.5",
+        "prompt one character",
+        "another sampler",
+        "strength +0.1",
+        "strength -0.1",
+    }
+
+
+def test_selftest_fails_when_the_tolerance_is_too_loose_to_see_change() -> None:
+    blind = load_config(REPO_ROOT, {"golden.phash_bits": 256, "golden.mean_abs": 255.0}, environ={})
+    result = selftest(blind, patterns=("t2i-euler",)).check_result()
+    assert result.outcome is Outcome.FAILED
+    assert any("expected changed" in problem for problem in result.problems)
+
+
+# -- A/B against a base commit ----------------------------------------------------------------
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> Path:
+    """A throwaway git repository holding this working tree's runtime, harness and cases."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "goldens")
+    for name in ("serena", "harness"):
+        shutil.copytree(REPO_ROOT / name, repo / name, ignore=ignore)
+    shutil.copy(REPO_ROOT / "pyproject.toml", repo / "pyproject.toml")
+    _git(repo, "init", "-q")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "base")
+    return repo
+
+
+def _commit(repo: Path, message: str) -> None:
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", message)
+
+
+def test_ab_sees_a_runtime_change_and_passes_a_harmless_one(tiny_repo: Path, tmp_path: Path) -> None:
+    from harness.golden.ab import run_ab
+
+    cfg = load_config(tiny_repo, environ={})
+    selection = Selection(("t2i-euler", "t2i-ddim-batch"))
+    processing = tiny_repo / "serena" / "processing.py"
+    processing.write_text(processing.read_text() + "\n# a comment-only refactor\n")
+    _commit(repo=tiny_repo, message="harmless")
+    harmless = run_ab(cfg, "HEAD~1", selection=selection, work_dir=tmp_path / "ab1")
+    assert harmless.outcome() is Outcome.PASSED
+    assert {v.verdict for v in harmless.verdicts} == {Verdict.IDENTICAL}
+
+    text = processing.read_text()
+    assert "p.all_seeds = [p.seed + i for i in range(p.total_images)]" in text
+    processing.write_text(text.replace("[p.seed + i for i", "[p.seed + i + 1 for i"))
+    _commit(repo=tiny_repo, message="seed offset")
+    changed = run_ab(cfg, "HEAD~1", selection=selection, work_dir=tmp_path / "ab2")
+    assert changed.outcome() is Outcome.FAILED
+    for verdict in changed.verdicts:
+        assert verdict.verdict is Verdict.CHANGED
+        assert verdict.divergence.stage == "latents after step 1"
+    worktrees = subprocess.run(["git", "-C", str(tiny_repo), "worktree", "list"], capture_output=True, text=True)
+    assert len(worktrees.stdout.strip().splitlines()) == 1  # the base worktree was removed
+
+
+def test_ab_with_a_missing_base_fails_loudly(tiny_repo: Path) -> None:
+    from harness.errors import ConfigError
+    from harness.golden.ab import run_ab
+
+    with pytest.raises(ConfigError, match="no such commit"):
+        run_ab(load_config(tiny_repo, environ={}), "HEAD~5")
+
+
+def test_document_round_trip_keeps_the_verdicts(golden_copy: HarnessConfig, tmp_path: Path) -> None:
+    from harness.golden.document import read_document, write_report_dir
+
+    report = run_goldens(golden_copy, selection=Selection(("t2i-ddim-batch",)))
+    document = read_document(write_report_dir(report, tmp_path / "report"))
+    assert document["outcome"] == "passed" and document["counts"]["identical"] == 1
+    [case] = document["cases"]
+    assert [image["actual_file"] for image in case["images"]] == [
+        "actual/t2i-ddim-batch-0.png",
+        "actual/t2i-ddim-batch-1.png",
+    ]
+    assert json.loads(json.dumps({k: v for k, v in document.items() if k != "_base_dir"}))
