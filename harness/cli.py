@@ -95,10 +95,12 @@ def _register_areas() -> None:
     from harness.gates.commands import register as register_gates
     from harness.golden.commands import register as register_golden
     from harness.ledger.commands import register as register_ledger
+    from invariants.commands import register as register_invariants
 
     register_golden(app)
     register_gates(app)
     register_ledger(app)
+    register_invariants(app)
 
 
 def repo_path(path: Path) -> str:
@@ -106,3 +108,65 @@ def repo_path(path: Path) -> str:
         return str(path.resolve().relative_to(find_repo_root()))
     except ValueError:
         return str(path)
+
+
+@app.command("run")
+def run_command(
+    evidence_dir: Annotated[Path | None, typer.Option("--evidence-dir", help="Where the bundle goes.")] = None,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Also check the ledger and changed-line coverage since REF.")
+    ] = None,
+    tests_from: Annotated[
+        Path | None, typer.Option("--tests-from", help="Reuse junit.xml and coverage.xml of a pytest run in DIR.")
+    ] = None,
+    as_json: JsonOpt = False,
+    strict: StrictOpt = None,
+) -> None:
+    """The main job: ruff, tests with coverage, coverage gate, goldens, invariants, deps, audit-deps, ledger and
+    environment; writes the evidence bundle (summary.md, summary.json, coverage.xml, junit.xml, golden report,
+    invariants report, ci_environment.txt, dependency_snapshot.txt, pip-audit JSON) and prints the table.
+    audit-deps and env are informational: they set the exit code only with --strict."""
+    import json as json_module
+
+    from harness.report import github_annotations, render_json, render_markdown, render_terminal
+    from harness.run import INFORMATIONAL, run_all
+
+    flags: dict[str, object] = {"strict": strict}
+    if evidence_dir is not None:
+        flags["evidence_dir"] = str(evidence_dir.resolve())
+    cfg = config(**flags)
+    evidence = cfg.path("evidence_dir")
+    report = run_all(
+        cfg,
+        evidence=evidence,
+        strict=cfg["strict"],
+        base=base,
+        tests_from=tests_from.resolve() if tests_from else None,
+        progress=lambda text: print(f"serena-verify run: {text}", file=sys.stderr),
+    )
+    results = report.results
+    informational = ", ".join(sorted(INFORMATIONAL))
+    note = f"\n{informational}: informational (they set the exit code only with --strict)\n"
+    overall = report.overall()
+    # the per-check table of render_markdown under a heading that states the run's own overall outcome
+    table = render_markdown(results, strict=report.strict).split("\n", 1)[1]
+    markdown = f"### serena-verify run: {overall}\n{table}{note}"
+    write_output(markdown, evidence / "summary.md")
+    document = json_module.loads(render_json(results, strict=report.strict))
+    document["outcome"] = str(overall)
+    document["informational"] = sorted(INFORMATIONAL)
+    write_output(json_module.dumps(document, indent=2) + "\n", evidence / "summary.json")
+    write_output(render_json([r for r in results if r.check == "invariants"]), evidence / "invariants.json")
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with Path(summary_file).open("a", encoding="utf-8") as handle:
+            handle.write(markdown)
+    if os.environ.get("GITHUB_ACTIONS") or summary_file:
+        counted = [r for r in results if report.strict or r.check not in INFORMATIONAL]
+        sys.stdout.write(github_annotations(counted, strict=report.strict))
+    if as_json:
+        write_output(json_module.dumps(document, indent=2), "-")
+    else:
+        table = render_terminal(results, strict=report.strict).rsplit("overall:", 1)[0]
+        write_output(f"{table}overall: {overall}{note}evidence: {evidence}\n", "-")
+    raise typer.Exit(exit_code(overall, strict=report.strict))

@@ -56,7 +56,7 @@ def render_markdown(results: Sequence[CheckResult], *, strict: bool = False) -> 
 
 def render_junit(results: Sequence[CheckResult], *, strict: bool = False) -> str:
     suite = ET.Element("testsuite", name="serena-verify", tests=str(len(results)))
-    failures = skipped = 0
+    failures = errors = skipped = 0
     for result in results:
         case = ET.SubElement(suite, "testcase", classname="serena-verify", name=result.check)
         failing = result.outcome is Outcome.FAILED or (strict and result.outcome is Outcome.SKIPPED)
@@ -65,12 +65,13 @@ def render_junit(results: Sequence[CheckResult], *, strict: bool = False) -> str
             node = ET.SubElement(case, "failure", message=result.summary)
             node.text = "\n".join(result.problems)
         elif result.outcome is Outcome.INCONCLUSIVE:
-            failures += 1
+            errors += 1
             ET.SubElement(case, "error", message=f"inconclusive: {result.reason}")
         elif result.outcome is Outcome.SKIPPED:
             skipped += 1
             ET.SubElement(case, "skipped", message=result.reason or "")
     suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
     suite.set("skipped", str(skipped))
     return ET.tostring(suite, encoding="unicode") + "\n"
 
@@ -87,11 +88,12 @@ def render(results: Sequence[CheckResult], fmt: ResultsFormat, *, strict: bool =
     return RENDERERS[fmt](results, strict=strict)
 
 
-def github_annotations(results: Sequence[CheckResult]) -> str:
-    """`::error` lines for GitHub Actions, one per failed or inconclusive result problem."""
+def github_annotations(results: Sequence[CheckResult], *, strict: bool = False) -> str:
+    """`::error` lines for GitHub Actions, one per problem of a failed or inconclusive result (or skipped, strict)."""
+    failing = {Outcome.FAILED, Outcome.INCONCLUSIVE} | ({Outcome.SKIPPED} if strict else set())
     lines = []
     for result in results:
-        if result.outcome in (Outcome.FAILED, Outcome.INCONCLUSIVE):
+        if result.outcome in failing:
             for problem in result.problems or (result.summary,):
                 lines.append(f"::error title=serena-verify {result.check}::{problem}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -236,6 +236,42 @@ def models_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(f"{row['name']} [{row['hash']}]  {row['path']}")
 
 
+# -- HTTP API ----------------------------------------------------------------------------------
+def _limit(env: str, default: str) -> Any:
+    return typer.Option(help=f"Cap per request ({env}; default {default}).")
+
+
+@app.command("api")
+def api_command(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default 127.0.0.1, or 0.0.0.0 with --listen).")
+    ] = None,
+    max_width: Annotated[int | None, _limit("SERENA_API_MAX_WIDTH", "2048")] = None,
+    max_height: Annotated[int | None, _limit("SERENA_API_MAX_HEIGHT", "2048")] = None,
+    max_steps: Annotated[int | None, _limit("SERENA_API_MAX_STEPS", "150")] = None,
+    max_batch_size: Annotated[int | None, _limit("SERENA_API_MAX_BATCH_SIZE", "8")] = None,
+    max_n_iter: Annotated[int | None, _limit("SERENA_API_MAX_N_ITER", "16")] = None,
+    max_payload_bytes: Annotated[
+        int | None, typer.Option(help="Base64 image data per request (SERENA_API_MAX_PAYLOAD_BYTES; default 16 MiB).")
+    ] = None,
+) -> None:
+    """Serve the web-UI compatible HTTP API (/sdapi/v1/...) on --port until Ctrl-C."""
+    _start(ctx, load_extensions=True)
+    from serena.api import ApiLimits, serve
+
+    limits = ApiLimits.from_environment().with_values(
+        max_width=max_width,
+        max_height=max_height,
+        max_steps=max_steps,
+        max_batch_size=max_batch_size,
+        max_n_iter=max_n_iter,
+        max_payload_bytes=max_payload_bytes,
+    )
+    cmd = shared.cmd_opts
+    serve(host or ("0.0.0.0" if cmd.listen else "127.0.0.1"), cmd.port, limits)
+
+
 # -- options -----------------------------------------------------------------------------------
 def _show(value: Any) -> str:
     return json.dumps(list(value)) if isinstance(value, tuple) else json.dumps(value)

@@ -161,6 +161,14 @@ def is_model_dir(path: Path) -> bool:
     return (path / "model_index.json").is_file()
 
 
+def _user_path(text: str) -> Path:
+    """`text` as a path with '~' expanded; ModelError when it names a user that does not exist."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise ModelError(f"{text!r}: cannot expand '~' (no such user)") from None
+
+
 def list_models(data_dir: Path, extra: str | None = None) -> list[ModelInfo]:
     """The shipped tiny model, every diffusers folder under `<data-dir>/models/`, and `extra` (the --model path)."""
     models = [ModelInfo(TINY_MODEL_NAME, TINY_MODEL_DIR, shipped=True)]
@@ -170,7 +178,7 @@ def list_models(data_dir: Path, extra: str | None = None) -> list[ModelInfo]:
             if child.is_dir() and is_model_dir(child):
                 models.append(ModelInfo(child.name, child.resolve()))
     if extra:
-        path = Path(extra).expanduser().resolve()
+        path = _user_path(extra).resolve()
         if is_model_dir(path) and all(m.path != path for m in models):
             models.append(ModelInfo(path.name, path))
     return models
@@ -183,7 +191,7 @@ def resolve_model(checkpoint: str, data_dir: Path, extra: str | None = None) -> 
     for model in models:
         if wanted in (model.name, str(model.path)) or (wanted.startswith(model.name + " [")):
             return model
-    path = Path(wanted).expanduser()
+    path = _user_path(wanted)
     if path.is_dir():
         if not is_model_dir(path):
             raise ModelError(f"{path}: not a diffusers model folder (no model_index.json)")

@@ -8,11 +8,14 @@ concurrent `opts.set` from another thread (e.g. an API options request) cannot c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import secrets
 import threading
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -219,38 +222,46 @@ class Processed:
         return self.infotexts[0] if self.infotexts else ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field but the images, plus the runtime version: what `js()` serialises."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "images"}
+        data["version"] = serena.__version__
+        return data
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of `js()`, derived from the field annotations."""
+        hints = typing.get_type_hints(cls)
+        properties = {f.name: _json_type(hints[f.name]) for f in dataclasses.fields(cls) if f.name != "images"}
+        properties["version"] = {"type": "string"}
         return {
-            "prompt": self.prompt,
-            "all_prompts": self.all_prompts,
-            "negative_prompt": self.negative_prompt,
-            "all_negative_prompts": self.all_negative_prompts,
-            "seed": self.seed,
-            "all_seeds": self.all_seeds,
-            "width": self.width,
-            "height": self.height,
-            "steps": self.steps,
-            "cfg_scale": self.cfg_scale,
-            "sampler_name": self.sampler_name,
-            "batch_size": self.batch_size,
-            "n_iter": self.n_iter,
-            "denoising_strength": self.denoising_strength,
-            "sd_model_name": self.sd_model_name,
-            "sd_model_hash": self.sd_model_hash,
-            "clip_skip": self.clip_skip,
-            "eta_ddim": self.eta_ddim,
-            "extra_generation_params": self.extra_generation_params,
-            "job_timestamp": self.job_timestamp,
-            "infotexts": self.infotexts,
-            "saved_paths": self.saved_paths,
-            "skipped_override_keys": self.skipped_override_keys,
-            "callback_errors": self.callback_errors,
-            "interrupted": self.interrupted,
-            "version": serena.__version__,
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "Processed",
+            "type": "object",
+            "properties": properties,
+            "required": sorted(properties),
+            "additionalProperties": False,
         }
 
     def js(self) -> str:
         """Everything but the images, as JSON."""
         return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
+
+def _json_type(annotation: Any) -> dict[str, Any]:
+    """A JSON Schema fragment for a field annotation (str, int, float, bool, list[...], dict[...], X | None)."""
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        options = [_json_type(arg) for arg in typing.get_args(annotation)]
+        return {"anyOf": options}
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return {"type": "array", "items": _json_type(item)}
+    if origin is dict or annotation is dict:
+        return {"type": "object"}
+    simple = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
+    if annotation in simple:
+        return {"type": simple[annotation]}
+    return {}
 
 
 def process_images(p: StableDiffusionProcessing) -> Processed:

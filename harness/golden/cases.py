@@ -180,6 +180,8 @@ def load_cases(cases_dir: Path) -> list[Case]:
         if not isinstance(tables, list):
             raise GoldenError(f"{source}: 'case' must be an array of tables ([[case]])")
         for index, table in enumerate(tables):
+            if not isinstance(table, dict):
+                raise GoldenError(f"{source}: case #{index + 1}: expected a [[case]] table, got {table!r}")
             case = parse_case(table, source, cases_dir, index)
             if case.id in seen:
                 raise GoldenError(f"{source}: case {case.id!r} is also defined in {seen[case.id]}")

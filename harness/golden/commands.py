@@ -78,6 +78,7 @@ def _run(
     report_dir: Path | None,
     update: str | None,
 ) -> tuple[dict[str, Any], HarnessConfig]:
+    from harness.golden.cases import load_cases
     from harness.golden.document import read_document, write_report_dir
     from harness.golden.session import Selection, parse_shard, run_goldens
 
@@ -85,19 +86,15 @@ def _run(
     _check_choice(precision, ("fp32", "fp16"), "--precision")
     cfg = _config(**{"golden.warn_unused": True if warn_unused else None})
     selection = Selection(tuple(cases or ()), parse_shard(shard))
-    with typer.progressbar(length=1, label="golden", file=sys.stderr) as bar:
-
-        def progress(case: Any) -> None:
-            bar.label = f"golden {case.id}"
-            bar.update(1)
-
+    total = len(selection.apply(load_cases(cfg.path("golden.cases_dir"))))
+    with typer.progressbar(length=total, label="golden", file=sys.stderr) as bar:
         report = run_goldens(
             cfg,
             selection=selection,
             device=device,
             precision=precision,
             update=update,  # type: ignore[arg-type]
-            progress=lambda case: (setattr(bar, "length", bar.length + 1), progress(case)),
+            progress=lambda case: bar.update(1),
         )
     folder = report_dir or cfg.path("evidence_dir") / "golden"
     document = read_document(write_report_dir(report, folder))
@@ -119,6 +116,7 @@ def run_command(
     strict: StrictOpt = False,
 ) -> None:
     """Run the golden cases and compare them with the recorded set (never writes goldens)."""
+    _check_choice("json" if as_json else fmt, FORMATS, "--format")
     document, _ = _run(
         cases=cases,
         shard=shard,
@@ -148,6 +146,7 @@ def update_command(
     output: OutputOpt = "-",
 ) -> None:
     """Record goldens: exactly one of --missing, --failed or --all. Writes are queued and flushed once, atomically."""
+    _check_choice("json" if as_json else fmt, FORMATS, "--format")
     modes = [name for name, on in (("missing", missing), ("failed", failed), ("all", record_all)) if on]
     if len(modes) != 1:
         raise typer.BadParameter("choose exactly one of --missing, --failed, --all", param_hint="update")

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.config import HarnessConfig
-from harness.errors import ConfigError, GoldenError
+from harness.errors import ConfigError
 from harness.golden.cases import Case, load_cases
-from harness.golden.compare import PASSING, CaseVerdict, ImageComparison, Verdict
+from harness.golden.compare import PASSING, CaseVerdict, Verdict
 from harness.golden.environment import environment_key, fingerprint
 from harness.golden.manifest import GoldenSet, PendingUpdate, Tolerances, UpdateQueue, load_golden_set
 from harness.golden.runner import isolated_runtime, run_case
@@ -208,12 +208,3 @@ def _wants_update(mode: UpdateMode, verdict: Verdict) -> bool:
     if mode == "missing":
         return verdict is Verdict.MISSING
     return verdict not in PASSING
-
-
-def comparison_to_report_row(comparison: ImageComparison) -> dict[str, Any]:
-    return comparison.to_dict()
-
-
-def require_cases(selection: Selection, cases: list[Case]) -> None:
-    if not selection.apply(cases):
-        raise GoldenError(f"no golden case matches {', '.join(selection.patterns) or 'the selection'}")

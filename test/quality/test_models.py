@@ -102,3 +102,10 @@ def test_rebuild_script_reproduces_the_shipped_model(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert (out / "SHA256SUMS").read_text() == (models.TINY_MODEL_DIR / "SHA256SUMS").read_text()
+
+
+def test_a_home_folder_of_an_unknown_user_is_a_model_error(data_dir: Path) -> None:
+    with pytest.raises(ModelError, match="cannot expand '~'"):
+        models.resolve_model("~no-such-user-here/model", data_dir)
+    with pytest.raises(ModelError, match="cannot expand '~'"):
+        models.list_models(data_dir, "~no-such-user-here/model")

@@ -124,3 +124,19 @@ def test_processed_js_is_json_with_the_run() -> None:
     assert data["sd_model_name"] == "tiny-sd" and data["infotexts"] == processed.infotexts
     assert processed.info == processed.infotexts[0]
     assert processed.infotexts[0].splitlines()[1] == "Negative prompt: dark"
+
+
+def test_processed_js_matches_its_json_schema() -> None:
+    import json
+
+    import jsonschema_rs
+
+    from serena.processing import Processed
+
+    processed = process_images(txt2img(seed=3, batch_size=2, override_settings={"no_such_option": 1}))
+    schema = Processed.json_schema()
+    document = json.loads(processed.js())
+    jsonschema_rs.validate(schema, document)
+    assert set(document) == set(schema["properties"])
+    document["unexpected"] = 1
+    assert not jsonschema_rs.is_valid(schema, document)

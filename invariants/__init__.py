@@ -1,0 +1,1 @@
+"""The invariant registry: every declared invariant is backed by verifiers that actually run."""

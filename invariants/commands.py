@@ -1,0 +1,145 @@
+"""`serena-verify invariants …`: list, show, check, and snapshot (compare or --update)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.outcome import CheckResult, Outcome, exit_code
+from harness.output import write_output
+
+invariants_app = typer.Typer(help="The invariant registry: list, show, check, snapshot.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Where the report goes ('-' = stdout).")]
+RegistryOpt = Annotated[
+    Path | None, typer.Option("--registry", help="Registry file (default invariants/registry.toml).")
+]
+
+
+def _load(registry: Path | None):
+    from invariants.registry import load_registry
+
+    return load_registry(registry) if registry else load_registry()
+
+
+@invariants_app.command("list")
+def list_command(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Every invariant: id, severity, surface, title and how many verifiers back it."""
+    invariants = _load(registry)
+    if as_json:
+        rows = [
+            {
+                "id": inv.id,
+                "title": inv.title,
+                "surface": inv.surface,
+                "severity": inv.severity,
+                "introduced_in": inv.introduced_in,
+                "verified_by": [str(ref) for ref in inv.verified_by],
+            }
+            for inv in invariants
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for inv in invariants:
+        typer.echo(f"{inv.id}  {inv.severity:<8}  {inv.surface:<21} {inv.title}  ({len(inv.verified_by)} verifiers)")
+
+
+@invariants_app.command("show")
+def show_command(
+    invariant_id: Annotated[str, typer.Argument(help="e.g. INV-001")], registry: RegistryOpt = None
+) -> None:
+    """One invariant in full, with its verifiers."""
+    from harness.errors import InvariantsError
+
+    matches = [inv for inv in _load(registry) if inv.id == invariant_id]
+    if not matches:
+        raise InvariantsError(f"no invariant {invariant_id!r}; see `serena-verify invariants list`")
+    inv = matches[0]
+    typer.echo(
+        f"{inv.id}: {inv.title}\nsurface: {inv.surface}\nseverity: {inv.severity}\nintroduced in: {inv.introduced_in}"
+    )
+    typer.echo(f"statement: {inv.statement}\nverified by:")
+    for ref in inv.verified_by or ():
+        typer.echo(f"  - {ref}")
+    if not inv.verified_by:
+        typer.echo("  (nothing: this invariant is unverified)")
+
+
+def _render_check(result: CheckResult, as_json: bool) -> str:
+    if as_json:
+        from harness.report import render_json
+
+        return render_json([result])
+    lines = []
+    for row in result.figures["invariants"]:
+        lines.append(f"{row['id']}  {row['status']:<10}  {row['severity']:<8}  {row['title']}")
+        for verifier in row["verifiers"]:
+            detail = verifier["detail"]
+            first = detail.splitlines()[0] if detail else ""
+            lines.append(f"      {verifier['status']:<8} {verifier['verifier']}" + (f"  ({first})" if first else ""))
+            if "\n" in detail:
+                lines += ["        " + line for line in detail.splitlines()[1:]]
+        if not row["verifiers"]:
+            lines.append("      (no verifier)")
+    lines.append(f"{result.outcome}: {result.summary}")
+    return "\n".join(lines) + "\n"
+
+
+@invariants_app.command("check")
+def check_command(
+    registry: RegistryOpt = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Read pytest results from this run's JUnit XML.")
+    ] = None,
+    golden_report: Annotated[
+        Path | None, typer.Option("--golden-report", help="Read golden verdicts from this run's report folder.")
+    ] = None,
+    as_json: JsonOpt = False,
+    output: OutputOpt = "-",
+) -> None:
+    """Validate the registry, resolve every verifier, run them (or read --junit/--golden-report) and judge each
+    invariant: verified, violated, unverified or not run. A blocking invariant not verified fails the check."""
+    from harness.cli import config
+    from invariants.check import check_invariants
+
+    report = check_invariants(
+        config(),
+        registry=registry,
+        junit=junit,
+        golden_report=golden_report,
+        progress=lambda text: print(text, file=sys.stderr),
+    )
+    result = report.check_result()
+    write_output(_render_check(result, as_json), output)
+    raise typer.Exit(exit_code(result.outcome))
+
+
+@invariants_app.command("snapshot")
+def snapshot_command(
+    names: Annotated[list[str] | None, typer.Argument(help="Snapshots to compare (default: all).")] = None,
+    update: Annotated[bool, typer.Option("--update", help="Rewrite the committed snapshots from the code.")] = False,
+) -> None:
+    """Compare the snapshot verifiers with the code (a readable diff when they differ); --update rewrites them."""
+    from harness.errors import InvariantsError
+    from invariants.snapshots import SNAPSHOTS, compare_snapshot
+
+    chosen = names or list(SNAPSHOTS)
+    unknown = [name for name in chosen if name not in SNAPSHOTS]
+    if unknown:
+        raise InvariantsError(f"no snapshot {unknown[0]!r}; known: {', '.join(SNAPSHOTS)}")
+    failed = False
+    for name in chosen:
+        result = compare_snapshot(SNAPSHOTS[name], update=update)
+        typer.echo(f"{result.name}: {result.status}" + (f" ({result.detail})" if result.detail else ""))
+        if result.diff:
+            typer.echo(result.diff.rstrip())
+        failed = failed or result.status in ("differs", "missing", "error")
+    raise typer.Exit(exit_code(Outcome.FAILED if failed else Outcome.PASSED))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(invariants_app, name="invariants")

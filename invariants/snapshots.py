@@ -1,0 +1,264 @@
+"""Snapshot verifiers: committed texts of public surfaces, compared with a readable diff, rewritten only on --update."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+SNAPSHOT_DIR = Path(__file__).with_name("snapshots")
+HELP_COLUMNS = "100"
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def processed_schema() -> str:
+    from serena.processing import Processed
+
+    return _json(Processed.json_schema())
+
+
+def cli_help() -> str:
+    """`serena --help` and every subcommand's help, at a fixed width."""
+    from typer.testing import CliRunner
+
+    from serena.cli import app
+
+    runner = CliRunner()
+    pages = [[], ["txt2img"], ["img2img"], ["samplers"], ["models"], ["options"], ["options", "list"]]
+    pages += [["options", "get"], ["options", "set"]]
+    if any(info.name == "api" for info in app.registered_commands):
+        pages.append(["api"])
+    out = []
+    for args in pages:
+        result = runner.invoke(app, [*args, "--help"], prog_name="serena", env={"COLUMNS": HELP_COLUMNS})
+        out.append(f"$ serena {' '.join([*args, '--help'])}\n{result.output.rstrip()}\n")
+    return "\n".join(out)
+
+
+def _fake_run(**overrides: Any) -> Any:
+    """A processing object as a run leaves it, without generating: for the text formats only."""
+    from serena.options import Options
+    from serena.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
+    from serena.runtime_context import RuntimeContext
+
+    options = Options()
+    for key, value in overrides.pop("options", {}).items():
+        options.set(key, value)
+    cls = StableDiffusionProcessingImg2Img if overrides.pop("img2img", False) else StableDiffusionProcessingTxt2Img
+    p = cls(**overrides)
+    p.opts_snapshot = options.snapshot()
+    model = SimpleNamespace(name="tiny-sd", short_hash="0123456789")
+    p.runtime_context = RuntimeContext(model, p.opts_snapshot, "cpu", None, None)  # type: ignore[arg-type]
+    p.all_seeds = [p.seed + i for i in range(p.total_images)]
+    p.all_prompts = [p.prompt] * p.total_images
+    p.all_negative_prompts = [p.negative_prompt] * p.total_images
+    p.job_timestamp = datetime(2026, 1, 2, 3, 4, 5)
+    return p
+
+
+def infotext_format() -> str:
+    from serena.infotext import create_infotext
+    from serena.processing import infotext_params
+
+    runs = {
+        "txt2img, defaults": _fake_run(prompt="a red fox", seed=1, steps=10, sampler_name="DDIM", width=64, height=64),
+        "img2img, batch, negative prompt, clip skip, eta, extension field": _fake_run(
+            img2img=True,
+            prompt='a "quoted", comma: prompt',
+            negative_prompt="blurry, dark",
+            seed=7,
+            steps=12,
+            sampler_name="DDIM",
+            cfg_scale=6.5,
+            width=96,
+            height=64,
+            batch_size=2,
+            denoising_strength=0.6,
+            extra_generation_params={"Extension note": "a, b"},
+            options={"CLIP_stop_at_last_layers": 2, "eta_ddim": 0.3, "randn_source": "GPU"},
+        ),
+    }
+    out = []
+    for title, p in runs.items():
+        for index in range(p.total_images):
+            text = create_infotext(p.all_prompts[index], p.all_negative_prompts[index], infotext_params(p, index))
+            out.append(f"--- {title}, image {index}\n{text}\n")
+    return "\n".join(out)
+
+
+def file_naming() -> str:
+    from serena.filenames import FILENAME_TOKENS, expand_pattern
+    from serena.images import filename_values
+    from serena.options import OPTION_TEMPLATES
+
+    p = _fake_run(prompt='A fox: "red"/orange?', seed=42, steps=10, sampler_name="Euler a", width=64, height=96)
+    p.batch_size = 2
+    p.all_seeds = [42, 43]
+    p.all_prompts = [p.prompt] * 2
+    p.all_negative_prompts = ["", ""]
+    lines = ["# layout: <data-dir>/<outdir option>/<number>-<pattern>.<samples_format>"]
+    for key in ("outdir_txt2img", "outdir_img2img", "samples_filename_pattern", "save_images_add_number"):
+        lines.append(f"default {key} = {OPTION_TEMPLATES[key].default!r}")
+    lines.append("numbered files: 5-digit running number, one more than the highest in the folder, then '-'")
+    lines.append("a taken name gets -1, -2, … before the extension; names are cut to 247 UTF-8 bytes")
+    lines.append("# tokens")
+    lines += [f"[{token}]: {meaning}" for token, meaning in FILENAME_TOKENS.items()]
+    lines.append("# examples (image 1 of a batch of 2)")
+    for pattern in (
+        "[seed]",
+        "[seed]-[prompt_words]",
+        "[prompt]",
+        "[date]-[model_name]-[model_hash]",
+        "[sampler]-[steps]-[cfg]",
+        "[width]x[height]-[batch_number]-[generation_number]",
+        "[datetime]",
+    ):
+        lines.append(f"{pattern} -> {expand_pattern(pattern, filename_values(p, 1))}")
+    return "\n".join(lines) + "\n"
+
+
+def extension_callbacks() -> str:
+    from serena import script_callbacks
+
+    lines = [f"callbacks: {', '.join(script_callbacks.CALLBACK_NAMES)}"]
+    for name in script_callbacks.CALLBACK_NAMES:
+        register = getattr(script_callbacks, f"on_{name}")
+        doc = (register.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"on_{name}{inspect.signature(register)}  # {doc}")
+    lines.append(
+        "ImageSaveParams: " + ", ".join(f"{f.name}: {f.type}" for f in fields(script_callbacks.ImageSaveParams))
+    )
+    failure = script_callbacks.CallbackFailure("my-extension", "process", "ValueError: bad")
+    lines.append(f"failure report: {failure}")
+    return "\n".join(lines) + "\n"
+
+
+SEAM_MODULES = (
+    "serena.runtime_utils",
+    "serena.options_snapshot",
+    "serena.runtime_context",
+    "serena.options",
+    "serena.processing",
+)
+
+
+def _describe_class(cls: type) -> list[str]:
+    bases = ", ".join(base.__name__ for base in cls.__bases__ if base is not object)
+    lines = [f"class {cls.__name__}({bases})" if bases else f"class {cls.__name__}"]
+    if is_dataclass(cls):
+        params = getattr(cls, "__dataclass_params__", None)
+        lines.append(f"    dataclass(frozen={getattr(params, 'frozen', False)})")
+        for item in fields(cls):
+            lines.append(f"    {item.name}: {item.type}{'' if item.init else '  (set by the run)'}")
+    for name, member in sorted(vars(cls).items()):
+        if name.startswith("_") and name not in ("__getitem__", "__setitem__", "__enter__"):
+            continue
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        if inspect.isfunction(member):
+            lines.append(f"    def {name}{inspect.signature(member)}")
+        elif isinstance(member, property):
+            lines.append(f"    property {name}")
+    return lines
+
+
+def seam_api() -> str:
+    """Public names and signatures of the seam modules."""
+    out = []
+    for module_name in SEAM_MODULES:
+        module = importlib.import_module(module_name)
+        out.append(f"# {module_name}")
+        for name, member in sorted(vars(module).items()):
+            if name.startswith("_") or getattr(member, "__module__", None) != module_name:
+                continue
+            if inspect.isclass(member):
+                out += _describe_class(member)
+            elif inspect.isfunction(member):
+                out.append(f"def {name}{inspect.signature(member)}")
+    return "\n".join(out) + "\n"
+
+
+def _api_schema(name: str) -> Callable[[], str]:
+    def produce() -> str:
+        from serena import api
+
+        if name == "openapi":
+            return _json(api.openapi_document())
+        return _json(api.response_schemas()[name])
+
+    return produce
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    filename: str
+    produce: Callable[[], str]
+
+    @property
+    def path(self) -> Path:
+        return SNAPSHOT_DIR / self.filename
+
+
+SNAPSHOTS: dict[str, Snapshot] = {
+    s.name: s
+    for s in (
+        Snapshot("processed-schema", "processed-schema.json", processed_schema),
+        Snapshot("cli-help", "cli-help.txt", cli_help),
+        Snapshot("infotext-format", "infotext-format.txt", infotext_format),
+        Snapshot("file-naming", "file-naming.txt", file_naming),
+        Snapshot("extension-callbacks", "extension-callbacks.txt", extension_callbacks),
+        Snapshot("seam-api", "seam-api.txt", seam_api),
+        Snapshot("api-openapi", "api-openapi.json", _api_schema("openapi")),
+        Snapshot("api-txt2img-response", "api-txt2img-response.json", _api_schema("txt2img")),
+        Snapshot("api-img2img-response", "api-img2img-response.json", _api_schema("img2img")),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    name: str
+    status: str  # "match", "differs", "missing", "error", "updated"
+    diff: str = ""
+    detail: str = ""
+
+
+def compare_snapshot(snapshot: Snapshot, *, update: bool = False) -> SnapshotResult:
+    """Produce the surface now and compare it with the committed text; with update, rewrite it atomically."""
+    from serena.fileio import atomic_write_text
+
+    path = snapshot.path
+    try:
+        current = snapshot.produce()
+    except Exception as exc:  # noqa: BLE001 - a surface that cannot be produced is a failed verifier, not a crash
+        return SnapshotResult(snapshot.name, "error", detail=f"{type(exc).__name__}: {exc}")
+    if update:
+        if not path.is_file() or path.read_text(encoding="utf-8") != current:
+            atomic_write_text(path, current)
+            return SnapshotResult(snapshot.name, "updated", detail=str(path))
+        return SnapshotResult(snapshot.name, "match")
+    if not path.is_file():
+        return SnapshotResult(snapshot.name, "missing", detail=f"{path} not found; create it with --update")
+    recorded = path.read_text(encoding="utf-8")
+    if recorded == current:
+        return SnapshotResult(snapshot.name, "match")
+    diff = "".join(
+        difflib.unified_diff(
+            recorded.splitlines(keepends=True),
+            current.splitlines(keepends=True),
+            fromfile=f"{path} (committed)",
+            tofile=f"{snapshot.name} (now)",
+        )
+    )
+    return SnapshotResult(snapshot.name, "differs", diff=diff)
