@@ -126,25 +126,9 @@ def parse_case(table: Mapping[str, Any], source: Path, cases_dir: Path, index: i
         init_sha = _check_init_image(where, values["init_image"], cases_dir)
     elif values["init_image"] is not None or values["denoising_strength"] is not None:
         raise GoldenError(f"{where}: fields 'init_image' and 'denoising_strength' are for img2img cases only")
-    return Case(
-        id=values["id"],
-        mode=values["mode"],
-        prompt=values["prompt"],
-        negative_prompt=values["negative_prompt"],
-        seed=values["seed"],
-        steps=values["steps"],
-        sampler=values["sampler"],
-        cfg_scale=values["cfg_scale"],
-        width=values["width"],
-        height=values["height"],
-        batch_size=values["batch_size"],
-        init_image=values["init_image"],
-        denoising_strength=values["denoising_strength"],
-        override_settings=dict(values["override_settings"]),
-        description=values["description"],
-        source=str(source),
-        init_image_sha256=init_sha,
-    )
+    # the validated fields are exactly Case's fields, by name
+    values["override_settings"] = dict(values["override_settings"])
+    return Case(**values, source=str(source), init_image_sha256=init_sha)
 
 
 def _check_init_image(where: str, reference: str, cases_dir: Path) -> str | None:
