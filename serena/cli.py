@@ -78,6 +78,40 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def _processing_kwargs(
+    *,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    steps: int,
+    sampler: str,
+    cfg_scale: float,
+    width: int,
+    height: int,
+    batch_size: int,
+    n_iter: int,
+    override: list[str] | None,
+    out: Path | None,
+    no_save: bool,
+) -> dict[str, Any]:
+    """StableDiffusionProcessing keyword arguments from the options txt2img and img2img share."""
+    return {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "steps": steps,
+        "sampler_name": sampler,
+        "cfg_scale": cfg_scale,
+        "width": width,
+        "height": height,
+        "batch_size": batch_size,
+        "n_iter": n_iter,
+        "override_settings": _parse_overrides(override or []),
+        "do_not_save_samples": no_save,
+        "outpath_samples": str(out) if out is not None else None,
+    }
+
+
 def _report(processed: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(processed.js())
@@ -132,19 +166,21 @@ def txt2img(
     from serena.processing import StableDiffusionProcessingTxt2Img, process_images
 
     p = StableDiffusionProcessingTxt2Img(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        seed=seed,
-        steps=steps,
-        sampler_name=sampler,
-        cfg_scale=cfg_scale,
-        width=width,
-        height=height,
-        batch_size=batch_size,
-        n_iter=n_iter,
-        override_settings=_parse_overrides(override or []),
-        do_not_save_samples=no_save,
-        outpath_samples=str(out) if out is not None else None,
+        **_processing_kwargs(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            steps=steps,
+            sampler=sampler,
+            cfg_scale=cfg_scale,
+            width=width,
+            height=height,
+            batch_size=batch_size,
+            n_iter=n_iter,
+            override=override,
+            out=out,
+            no_save=no_save,
+        )
     )
     _report(process_images(p), as_json)
 
@@ -174,22 +210,26 @@ def img2img(
     from serena.images import load_image
     from serena.processing import StableDiffusionProcessingImg2Img, process_images
 
+    # init images are read before the overrides are parsed, so a bad file is the error reported first
+    init_images = [load_image(path) for path in init]
     p = StableDiffusionProcessingImg2Img(
-        init_images=[load_image(path) for path in init],
-        prompt=prompt,
-        negative_prompt=negative_prompt,
+        init_images=init_images,
         denoising_strength=denoising_strength,
-        seed=seed,
-        steps=steps,
-        sampler_name=sampler,
-        cfg_scale=cfg_scale,
-        width=width,
-        height=height,
-        batch_size=batch_size,
-        n_iter=n_iter,
-        override_settings=_parse_overrides(override or []),
-        do_not_save_samples=no_save,
-        outpath_samples=str(out) if out is not None else None,
+        **_processing_kwargs(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            steps=steps,
+            sampler=sampler,
+            cfg_scale=cfg_scale,
+            width=width,
+            height=height,
+            batch_size=batch_size,
+            n_iter=n_iter,
+            override=override,
+            out=out,
+            no_save=no_save,
+        ),
     )
     _report(process_images(p), as_json)
 
@@ -200,11 +240,10 @@ def samplers_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List sampler names and whether the current model supports each."""
     _start(ctx, load_extensions=False)
     from serena import models, samplers
-    from serena.initialize import read_prediction_type
 
     cmd = shared.cmd_opts
     info = models.resolve_model(shared.opts.sd_model_checkpoint, cmd.data_dir, cmd.model)
-    prediction = read_prediction_type(info.path)
+    prediction = models.read_prediction_type(info.path)
     rows = [
         {"name": s.name, "scheduler": s.scheduler, "aliases": list(s.aliases), "supported": s.supports(prediction)}
         for s in samplers.SAMPLERS
@@ -223,12 +262,10 @@ def models_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     _start(ctx, load_extensions=False)
     from serena import models
 
-    cmd = shared.cmd_opts
-    cache = cmd.data_dir / "cache" / "model-hashes.json"
-    rows = []
-    for info in models.list_models(cmd.data_dir, cmd.model):
-        sha256 = models.model_sha256(info.path, None if info.shipped else cache)
-        rows.append({"name": info.name, "hash": models.short_hash(sha256), "sha256": sha256, "path": str(info.path)})
+    rows = [
+        {"name": info.name, "hash": models.short_hash(sha256), "sha256": sha256, "path": str(info.path)}
+        for info, sha256 in models.list_models_with_hashes(shared.cmd_opts)
+    ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -274,7 +311,7 @@ def api_command(
 
 # -- options -----------------------------------------------------------------------------------
 def _show(value: Any) -> str:
-    return json.dumps(list(value)) if isinstance(value, tuple) else json.dumps(value)
+    return json.dumps(value)  # a list option's tuple comes out as a JSON array
 
 
 @options_app.command("list")
@@ -285,8 +322,8 @@ def options_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     rows = [
         {
             "key": key,
-            "value": list(opts.data[key]) if isinstance(opts.data[key], tuple) else opts.data[key],
-            "default": list(info.default) if isinstance(info.default, tuple) else info.default,
+            "value": opts.data[key],  # tuples (list options) are written as JSON arrays
+            "default": info.default,
             "type": info.type,
             "section": info.section,
             "label": info.label,

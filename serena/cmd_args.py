@@ -43,6 +43,11 @@ class CmdOpts:
     def config_path(self) -> Path:
         return self.data_dir / "config.json"
 
+    @property
+    def hash_cache_path(self) -> Path:
+        """Where the sha256 of user models is cached (the shipped model's digest is never written there)."""
+        return self.data_dir / "cache" / "model-hashes.json"
+
     def with_values(self, **values: object) -> CmdOpts:
         """A copy with the given fields replaced; None means "keep"."""
         return replace(self, **{key: value for key, value in values.items() if value is not None})

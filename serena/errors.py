@@ -37,6 +37,13 @@ class ModelError(SerenaError):
     exit_code = EXIT_USAGE
 
 
+class DeviceError(SerenaError):
+    """The requested device is not available on this machine."""
+
+    slug = "device"
+    exit_code = EXIT_USAGE
+
+
 class InputFileError(SerenaError):
     """An input file (such as an init image) that is missing or cannot be decoded."""
 

@@ -1,37 +1,86 @@
-"""File-name patterns for saved images: the [token]s they may use, validation, and expansion."""
+"""File-name patterns for saved images: the [token]s they may use and their values, validation, and expansion."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serena.models import SdModel
+    from serena.processing import StableDiffusionProcessing
 
 _TOKEN = re.compile(r"\[([a-z_]+)\]")
 _INVALID = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 MAX_PART = 128
 
-FILENAME_TOKENS: dict[str, str] = {
-    "seed": "the image's seed",
-    "steps": "sampling steps",
-    "cfg": "CFG scale",
-    "sampler": "sampler name",
-    "width": "width in pixels",
-    "height": "height in pixels",
-    "prompt": "the prompt, spaces replaced by underscores",
-    "prompt_spaces": "the prompt as written",
-    "prompt_words": "the prompt's words, separated by spaces",
-    "negative_prompt": "the negative prompt",
-    "model_name": "the model's name",
-    "model_hash": "the short model hash",
-    "denoising": "denoising strength (img2img)",
-    "clip_skip": "clip skip",
-    "batch_number": "position of the image within its batch",
-    "generation_number": "position of the image within the whole run",
-    "date": "date the run started, YYYY-MM-DD",
-    "datetime": "time the run started, YYYYMMDDhhmmss",
-    "job_timestamp": "time the run started, YYYYMMDDhhmmss",
+
+@dataclass(frozen=True)
+class FilenameToken:
+    """One [token] of a file-name pattern: what it stands for, and its value for image `index` of run `p`."""
+
+    description: str
+    value: Callable[[StableDiffusionProcessing, int], Any]
+
+
+def timestamp(moment: datetime, token: str) -> str:
+    return moment.strftime("%Y-%m-%d" if token == "date" else "%Y%m%d%H%M%S")
+
+
+def _model(p: StableDiffusionProcessing) -> SdModel | None:
+    return p.runtime_context.model if p.runtime_context is not None else None
+
+
+def _model_name(p: StableDiffusionProcessing, index: int) -> str:
+    model = _model(p)
+    return model.name if model else ""
+
+
+def _model_hash(p: StableDiffusionProcessing, index: int) -> str:
+    model = _model(p)
+    return model.short_hash if model else ""
+
+
+TOKENS: dict[str, FilenameToken] = {
+    "seed": FilenameToken("the image's seed", lambda p, index: p.all_seeds[index]),
+    "steps": FilenameToken("sampling steps", lambda p, index: p.steps),
+    "cfg": FilenameToken("CFG scale", lambda p, index: f"{p.cfg_scale:g}"),
+    "sampler": FilenameToken("sampler name", lambda p, index: p.sampler_name),
+    "width": FilenameToken("width in pixels", lambda p, index: p.width),
+    "height": FilenameToken("height in pixels", lambda p, index: p.height),
+    "prompt": FilenameToken(
+        "the prompt, spaces replaced by underscores", lambda p, index: p.all_prompts[index].replace(" ", "_")
+    ),
+    "prompt_spaces": FilenameToken("the prompt as written", lambda p, index: p.all_prompts[index]),
+    "prompt_words": FilenameToken(
+        "the prompt's words, separated by spaces",
+        lambda p, index: " ".join(re.findall(r"[\w']+", p.all_prompts[index])) or "empty",
+    ),
+    "negative_prompt": FilenameToken("the negative prompt", lambda p, index: p.all_negative_prompts[index]),
+    "model_name": FilenameToken("the model's name", _model_name),
+    "model_hash": FilenameToken("the short model hash", _model_hash),
+    "denoising": FilenameToken(
+        "denoising strength (img2img)",
+        lambda p, index: f"{p.denoising_strength:g}" if p.denoising_strength is not None else "",
+    ),
+    "clip_skip": FilenameToken(
+        "clip skip", lambda p, index: p.opts_snapshot["CLIP_stop_at_last_layers"] if p.opts_snapshot else ""
+    ),
+    "batch_number": FilenameToken("position of the image within its batch", lambda p, index: index % p.batch_size),
+    "generation_number": FilenameToken("position of the image within the whole run", lambda p, index: index),
+    "date": FilenameToken("date the run started, YYYY-MM-DD", lambda p, index: timestamp(p.job_timestamp, "date")),
+    "datetime": FilenameToken(
+        "time the run started, YYYYMMDDhhmmss", lambda p, index: timestamp(p.job_timestamp, "datetime")
+    ),
+    "job_timestamp": FilenameToken(
+        "time the run started, YYYYMMDDhhmmss", lambda p, index: timestamp(p.job_timestamp, "job_timestamp")
+    ),
 }
+# the descriptions alone, as the option check and the documentation list them
+FILENAME_TOKENS: dict[str, str] = {name: token.description for name, token in TOKENS.items()}
 
 
 def pattern_tokens(pattern: str) -> list[str]:
@@ -58,6 +107,11 @@ def sanitize(text: str, *, spaces: bool = True) -> str:
     return cleaned[:MAX_PART].strip(" .")
 
 
+def filename_values(p: StableDiffusionProcessing, index: int) -> dict[str, Callable[[], Any]]:
+    """The getters behind each [token] for image `index` of the run (each read only if the pattern uses it)."""
+    return {name: partial(token.value, p, index) for name, token in TOKENS.items()}
+
+
 def expand_pattern(pattern: str, values: Mapping[str, Callable[[], Any]]) -> str:
     """Replace each [token] by its sanitized value."""
 
@@ -67,7 +121,3 @@ def expand_pattern(pattern: str, values: Mapping[str, Callable[[], Any]]) -> str
         return sanitize(str(getter())) if getter is not None else match.group(0)
 
     return _TOKEN.sub(replace, pattern).strip(" .")
-
-
-def timestamp(moment: datetime, token: str) -> str:
-    return moment.strftime("%Y-%m-%d" if token == "date" else "%Y%m%d%H%M%S")

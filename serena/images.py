@@ -6,12 +6,12 @@ import io
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from serena import script_callbacks
 from serena.errors import InputFileError
 from serena.fileio import atomic_write_bytes
-from serena.filenames import expand_pattern, timestamp
+from serena.filenames import expand_pattern, filename_values
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -42,54 +42,32 @@ def next_number(folder: Path) -> int:
     return highest + 1
 
 
-def filename_values(p: StableDiffusionProcessing, index: int) -> dict[str, Any]:
-    """The getters behind each [token] for image `index` of the run."""
-    model = p.runtime_context.model if p.runtime_context is not None else None
-    started = p.job_timestamp
-    return {
-        "seed": lambda: p.all_seeds[index],
-        "steps": lambda: p.steps,
-        "cfg": lambda: f"{p.cfg_scale:g}",
-        "sampler": lambda: p.sampler_name,
-        "width": lambda: p.width,
-        "height": lambda: p.height,
-        "prompt": lambda: p.all_prompts[index].replace(" ", "_"),
-        "prompt_spaces": lambda: p.all_prompts[index],
-        "prompt_words": lambda: " ".join(re.findall(r"[\w']+", p.all_prompts[index])) or "empty",
-        "negative_prompt": lambda: p.all_negative_prompts[index],
-        "model_name": lambda: model.name if model else "",
-        "model_hash": lambda: model.short_hash if model else "",
-        "denoising": lambda: f"{p.denoising_strength:g}" if p.denoising_strength is not None else "",
-        "clip_skip": lambda: p.opts_snapshot["CLIP_stop_at_last_layers"] if p.opts_snapshot else "",
-        "batch_number": lambda: index % p.batch_size,
-        "generation_number": lambda: index,
-        "date": lambda: timestamp(started, "date"),
-        "datetime": lambda: timestamp(started, "datetime"),
-        "job_timestamp": lambda: timestamp(started, "job_timestamp"),
-    }
+def encode_png(image: Image, infotext: str | None) -> bytes:
+    """PNG bytes with the infotext in their `parameters` text chunk, where web-UI clients read it back."""
+    from PIL.PngImagePlugin import PngInfo
+
+    pnginfo = PngInfo()
+    if infotext is not None:
+        pnginfo.add_text("parameters", infotext)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", pnginfo=pnginfo)
+    return buffer.getvalue()
 
 
 def _encode(image: Image, fmt: str, infotext: str | None, quality: int) -> bytes:
     from PIL import Image as PILImage
-    from PIL.PngImagePlugin import PngInfo
 
-    buffer = io.BytesIO()
     if fmt == "png":
-        pnginfo = PngInfo()
-        if infotext is not None:
-            pnginfo.add_text("parameters", infotext)
-        image.save(buffer, "PNG", pnginfo=pnginfo)
-    else:
-        exif = PILImage.Exif()
-        if infotext is not None:
-            exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = b"UNICODE\0" + infotext.encode("utf-16-be")
-        exif_bytes = exif.tobytes()
-        if fmt == "jpg" and len(exif_bytes) > MAX_JPEG_EXIF_BYTES:
-            log.warning(
-                "infotext of %d characters does not fit in JPEG EXIF; image saved without it", len(infotext or "")
-            )
-            exif_bytes = PILImage.Exif().tobytes()
-        image.convert("RGB").save(buffer, PIL_FORMATS[fmt], quality=quality, exif=exif_bytes)
+        return encode_png(image, infotext)
+    exif = PILImage.Exif()
+    if infotext is not None:
+        exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = b"UNICODE\0" + infotext.encode("utf-16-be")
+    exif_bytes = exif.tobytes()
+    if fmt == "jpg" and len(exif_bytes) > MAX_JPEG_EXIF_BYTES:
+        log.warning("infotext of %d characters does not fit in JPEG EXIF; image saved without it", len(infotext or ""))
+        exif_bytes = PILImage.Exif().tobytes()
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, PIL_FORMATS[fmt], quality=quality, exif=exif_bytes)
     return buffer.getvalue()
 
 

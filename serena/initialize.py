@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from serena import extensions, models, shared
 from serena.cmd_args import CmdOpts
-from serena.errors import SerenaError
+from serena.errors import DeviceError
 
 log = logging.getLogger("serena")
-
-
-class DeviceError(SerenaError):
-    """The requested device is not available on this machine."""
-
-    slug = "device"
-    exit_code = 2
 
 
 def initialize(
@@ -38,14 +30,3 @@ def initialize(
     if not load_extensions:
         return []
     return extensions.load_extensions(cmd_opts.resolved_extensions_dir, shared.opts.disabled_extensions)
-
-
-def read_prediction_type(model_dir: Path) -> str:
-    """The model's prediction type from its scheduler config, without importing torch."""
-    import json
-
-    config = Path(model_dir) / "scheduler" / "scheduler_config.json"
-    try:
-        return str(json.loads(config.read_text(encoding="utf-8")).get("prediction_type", "epsilon"))
-    except (OSError, ValueError) as exc:
-        raise models.ModelError(f"{config}: cannot read scheduler config ({exc})") from None

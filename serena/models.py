@@ -9,10 +9,13 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serena.errors import ModelError
 from serena.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from serena.cmd_args import CmdOpts
 
 log = logging.getLogger("serena")
 
@@ -156,6 +159,11 @@ def short_hash(sha256: str) -> str:
     return sha256[:SHORT_HASH_LENGTH]
 
 
+def hash_cache_file(info: ModelInfo, cmd_opts: CmdOpts) -> Path | None:
+    """The hash cache for `info`: none for the shipped model, whose digest is never written to the data dir."""
+    return None if info.shipped else cmd_opts.hash_cache_path
+
+
 # -- finding -----------------------------------------------------------------------------------
 def is_model_dir(path: Path) -> bool:
     return (path / "model_index.json").is_file()
@@ -198,6 +206,23 @@ def resolve_model(checkpoint: str, data_dir: Path, extra: str | None = None) -> 
         return ModelInfo(path.resolve().name, path.resolve())
     names = ", ".join(m.name for m in models)
     raise ModelError(f"sd_model_checkpoint: no model {checkpoint!r}; available: {names} (or a diffusers folder path)")
+
+
+def list_models_with_hashes(cmd_opts: CmdOpts) -> list[tuple[ModelInfo, str]]:
+    """Every model `list_models` finds for the start-up options, each with its sha256 (hashed once, then cached)."""
+    return [
+        (info, model_sha256(info.path, hash_cache_file(info, cmd_opts)))
+        for info in list_models(cmd_opts.data_dir, cmd_opts.model)
+    ]
+
+
+def read_prediction_type(model_dir: Path) -> str:
+    """The model's prediction type from its scheduler config, without importing torch."""
+    config = Path(model_dir) / "scheduler" / "scheduler_config.json"
+    try:
+        return str(json.loads(config.read_text(encoding="utf-8")).get("prediction_type", "epsilon"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{config}: cannot read scheduler config ({exc})") from None
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -298,3 +323,10 @@ class ModelCache:
 
 
 model_cache = ModelCache()
+
+
+def load_checkpoint(checkpoint: str, cmd_opts: CmdOpts, device: str, *, failures: list[Any] | None = None) -> SdModel:
+    """The model `checkpoint` names (as sd_model_checkpoint does), loaded through `model_cache` with the start-up
+    options' precision; model_loaded callback failures are appended to `failures`."""
+    info = resolve_model(checkpoint, cmd_opts.data_dir, cmd_opts.model)
+    return model_cache.get(info, device, cmd_opts.precision, hash_cache_file(info, cmd_opts), failures=failures)

@@ -258,15 +258,12 @@ class Options:
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{path}: config must be a JSON object, got {type(loaded).__name__}")
             stored = loaded
-        with self._lock:
-            for key in keys:
-                self.info(key)
-                value = self.data[key]
-                stored[key] = list(value) if isinstance(value, tuple) else value
+        current = self.snapshot().to_dict()
+        for key in keys:
+            self.info(key)
+            stored[key] = current[key]
         atomic_write_text(path, json.dumps(stored, indent=2, sort_keys=True) + "\n")
 
     def save(self, path: Path) -> None:
         """Write every option as JSON, atomically."""
-        with self._lock:
-            plain = {key: list(value) if isinstance(value, tuple) else value for key, value in self.data.items()}
-        atomic_write_text(Path(path), json.dumps(plain, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(Path(path), json.dumps(self.snapshot().to_dict(), indent=2, sort_keys=True) + "\n")

@@ -289,9 +289,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
     cmd_opts = shared.cmd_opts
 
     # 2. model and runtime context
-    info = models.resolve_model(snapshot["sd_model_checkpoint"], cmd_opts.data_dir, cmd_opts.model)
-    hash_cache = None if info.shipped else cmd_opts.data_dir / "cache" / "model-hashes.json"
-    model = models.model_cache.get(info, shared.device, cmd_opts.precision, hash_cache, failures=p.callback_errors)
+    model = models.load_checkpoint(snapshot["sd_model_checkpoint"], cmd_opts, shared.device, failures=p.callback_errors)
     p.runtime_context = RuntimeContext(
         model=model, opts_snapshot=snapshot, device=shared.device, state=shared.state, cmd_opts=cmd_opts
     )

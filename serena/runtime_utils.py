@@ -1,4 +1,4 @@
-"""`temporary_opts`: apply per-run option overrides and always put every original value back."""
+"""`temporary_opts`: apply per-run option overrides and always put every original value back (all-or-nothing too)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from serena.errors import OptionsRestoreError
@@ -37,10 +38,7 @@ def temporary_opts(
     KeyboardInterrupt, in reverse order; a key whose change callback fails on restore still gets its original value
     back (without the callback) and the others are restored regardless. With `restore=False` the values are kept.
     """
-    if opts is None:
-        from serena import shared
-
-        opts = shared.opts
+    opts = _or_shared(opts)
     overrides = dict(overrides or {})
     skipped = tuple(key for key in overrides if key not in opts.data_labels)
     for key in skipped:
@@ -50,9 +48,7 @@ def temporary_opts(
     originals: dict[str, Any] = {}
     try:
         # 2. apply, recording each original before it is overwritten so a partial apply is restored too
-        for key, value in wanted.items():
-            originals[key] = opts.data[key]
-            opts.set(key, value)
+        _set_each(opts, wanted, originals)
         yield AppliedOverrides(applied=dict(wanted), originals=dict(originals), skipped=skipped)
     except BaseException as in_flight:
         # 3a. restore after an exception or KeyboardInterrupt, then let it propagate
@@ -63,6 +59,48 @@ def temporary_opts(
         # 3b. restore after success
         if restore:
             _restore(opts, originals, in_flight=None)
+
+
+# Private so that the seam's public surface (invariants/snapshots/seam-api.txt) stays what extensions know;
+# the HTTP API's POST /options is its one caller.
+def _apply_options_atomically(
+    values: Mapping[str, Any], *, save: Path | None = None, opts: Options | None = None
+) -> None:
+    """Set every option in `values` and, when `save` names a config file, write those keys into it: all or nothing.
+
+    Every value (and key) is validated before any is set, so a bad one changes nothing. When a change callback, the
+    save or a KeyboardInterrupt fails the change part-way, every value already set gets its original back as
+    `temporary_opts` restores them (reverse order, force-set when a callback fails, each failure noted on the
+    exception that propagates).
+    """
+    opts = _or_shared(opts)
+    # 1. validate everything before anything changes
+    wanted = {key: opts.validate(key, value) for key, value in values.items()}
+    originals: dict[str, Any] = {}
+    try:
+        # 2. apply, recording each original before it is overwritten so a partial apply is restored too
+        _set_each(opts, wanted, originals)
+        # 3. write only these keys: the config file keeps what else it holds
+        if save is not None:
+            opts.save_keys(save, list(wanted))
+    except BaseException as in_flight:
+        _restore(opts, originals, in_flight=in_flight)
+        raise
+
+
+def _or_shared(opts: Options | None) -> Options:
+    if opts is None:
+        from serena import shared
+
+        return shared.opts
+    return opts
+
+
+def _set_each(opts: Options, wanted: Mapping[str, Any], originals: dict[str, Any]) -> None:
+    """Set each value in order, recording its original in `originals` just before it is overwritten."""
+    for key, value in wanted.items():
+        originals[key] = opts.data[key]
+        opts.set(key, value)
 
 
 def _restore(opts: Options, originals: Mapping[str, Any], *, in_flight: BaseException | None) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from harness.config import HarnessConfig
 from harness.errors import ConfigError
 from harness.outcome import CheckResult, Outcome
-from serena.fileio import atomic_write_text
+from harness.output import atomic_write_text
 
 REPORT_NAME = "pip_audit.json"
 LOG_NAME = "pip_audit.log"

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness import cli
-from harness.cli import FormatOpt, JsonOpt, OutputOpt, StrictOpt
+from harness.cli_options import FormatOpt, JsonOpt, OutputOpt, StrictOpt, config, finish
 
 EvidenceOpt = Annotated[
     Path | None, typer.Option("--evidence-dir", help="Evidence folder (default: [tool.serena] evidence_dir).")
@@ -34,16 +33,16 @@ def coverage_command(
     output: OutputOpt = "-",
     as_json: JsonOpt = False,
     strict: StrictOpt = None,
-) -> None:
+) -> int:
     """Coverage against the floor ([tool.coverage.report] fail_under), per-module floors, changed lines."""
     from harness.gates.coverage import changed_lines_coverage, coverage_gate
 
     extra = {"coverage.xml": str(xml.resolve())} if xml is not None else {}
-    cfg = cli.config(**_flags(strict, **extra))
+    cfg = config(**_flags(strict, **extra))
     results = [coverage_gate(cfg)]
     if base:
         results.append(changed_lines_coverage(cfg, base))
-    cli.finish(results, fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
+    return finish(results, fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
 
 
 def deps_command(
@@ -53,13 +52,13 @@ def deps_command(
     output: OutputOpt = "-",
     as_json: JsonOpt = False,
     strict: StrictOpt = None,
-) -> None:
+) -> int:
     """Every lock line pinned with ==, the installed environment matching it, pip check; writes the snapshot."""
     from harness.gates.deps import deps_gate
 
-    cfg = cli.config(**_flags(strict, evidence_dir))
+    cfg = config(**_flags(strict, evidence_dir))
     result = deps_gate(cfg, lock_path=lock.resolve() if lock else None)
-    cli.finish([result], fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
+    return finish([result], fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
 
 
 def audit_command(
@@ -73,15 +72,15 @@ def audit_command(
     output: OutputOpt = "-",
     as_json: JsonOpt = False,
     strict: StrictOpt = None,
-) -> None:
+) -> int:
     """pip-audit of the lock: informational (findings listed); --strict fails on findings; unreachable → exit 3."""
     from harness.gates.audit import audit_gate
 
     if service not in (None, "pypi", "osv"):
         raise typer.BadParameter(f"unknown service {service!r}; use pypi or osv", param_hint="--service")
-    cfg = cli.config(**_flags(strict, evidence_dir))
+    cfg = config(**_flags(strict, evidence_dir))
     result = audit_gate(cfg, lock_path=lock.resolve() if lock else None, service=service)  # type: ignore[arg-type]
-    cli.finish([result], fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
+    return finish([result], fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
 
 
 def env_command(
@@ -92,13 +91,13 @@ def env_command(
     fmt: FormatOpt = "terminal",
     output: OutputOpt = "-",
     as_json: JsonOpt = False,
-) -> None:
+) -> int:
     """Write ci_environment.txt: python, pip, OS, CPU, package versions, lock sha256, git sha, threads, device."""
-    from harness.gates.environment import write_environment
+    from harness.gates.ci_environment import write_environment
 
-    cfg = cli.config(**_flags(None, evidence_dir))
+    cfg = config(**_flags(None, evidence_dir))
     result = write_environment(cfg, cuda_check=cuda_check)
-    cli.finish([result], fmt=fmt, as_json=as_json, output=output)
+    return finish([result], fmt=fmt, as_json=as_json, output=output)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,7 @@ from xml.etree import ElementTree as ET
 
 from harness.config import HarnessConfig
 from harness.errors import ConfigError, HarnessError
-from harness.gates.git import GitError, changed_lines, ref_exists
+from harness.git import GitError, changed_lines, ref_exists
 from harness.outcome import CheckResult, Outcome
 
 _CONDITIONS = re.compile(r"\((\d+)/(\d+)\)")

@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 from harness.config import HarnessConfig
 from harness.errors import HarnessError
 from harness.outcome import CheckResult, Outcome
-from serena.fileio import atomic_write_text
+from harness.output import atomic_write_text
 
 SNAPSHOT_NAME = "dependency_snapshot.txt"
 NOT_LOCKED = frozenset({"pip"})  # the installer that created the venv; the project is added from pyproject.toml

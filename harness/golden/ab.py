@@ -6,6 +6,7 @@ enters the verdict.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -15,29 +16,25 @@ from pathlib import Path
 
 from harness.config import HarnessConfig
 from harness.errors import ConfigError, GoldenError, RuntimeFailure
+from harness.git import GitError, git
 from harness.golden.cases import Case, init_image, load_cases
 from harness.golden.compare import CaseVerdict, ImageComparison, Verdict, compare_images, worst
-from harness.golden.manifest import DEFAULT_TOLERANCES, Tolerances
+from harness.golden.manifest import Tolerances
 from harness.golden.measures import degenerate_reason, measure
+from harness.golden.report import GoldenReport
 from harness.golden.runner import CaseRun
-from harness.golden.session import GoldenReport, Selection
+from harness.golden.selection import Selection
 from harness.golden.trace import first_divergence, load_traces
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 Progress = Callable[[str], None]
 
 
-def _git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ConfigError(f"git {' '.join(args)}: {result.stderr.strip() or 'failed'}")
-    return result.stdout.strip()
-
-
 def resolve_base(repo: Path, ref: str) -> str:
+    """The commit `ref` names; ConfigError (a usage error) when this clone does not have it."""
     try:
-        return _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    except ConfigError:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
+    except GitError:
         raise ConfigError(
             f"--base {ref!r}: no such commit here (a shallow clone? fetch with full history: fetch-depth 0)"
         ) from None
@@ -74,13 +71,8 @@ def run_ab(
     cases = selection.apply(load_cases(cases_dir))
     if not cases:
         raise GoldenError("golden ab: no case matches the selection")
-    tolerances = Tolerances(
-        phash_bits=cfg["golden.phash_bits"]
-        if cfg["golden.phash_bits"] is not None
-        else DEFAULT_TOLERANCES["phash_bits"],
-        mean_abs=cfg["golden.mean_abs"] if cfg["golden.mean_abs"] is not None else DEFAULT_TOLERANCES["mean_abs"],
-    )
-    root = Path(work_dir or tempfile.mkdtemp(prefix="serena-ab-"))
+    tolerances = Tolerances.resolve(cfg, None)  # no recorded set: both sides run fresh
+    root = Path(work_dir or tempfile.mkdtemp(prefix="serena-ab-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     worktree = root / "base-worktree"
     job = {"threads": cfg["golden.num_threads"], "cases": []}
@@ -94,7 +86,7 @@ def run_ab(
         job["cases"].append(entry)
     job_file = root / "job.json"
     job_file.write_text(json.dumps(job), encoding="utf-8")
-    _git(repo, "worktree", "add", "--detach", "--force", str(worktree), base_sha)
+    git(repo, "worktree", "add", "--detach", "--force", str(worktree), base_sha)
     try:
         if progress:
             progress(f"base {base_sha[:10]}: running {len(cases)} cases")
@@ -103,7 +95,8 @@ def run_ab(
             progress(f"working tree: running {len(cases)} cases")
         head = _run_worker(repo, job_file, root / "head", "working tree")
     finally:
-        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(worktree)], capture_output=True)
+        with contextlib.suppress(GitError):  # cleaning up must not hide the run's own error
+            git(repo, "worktree", "remove", "--force", str(worktree))
     verdicts = [_judge(case, base["cases"][case.id], head["cases"][case.id], root, tolerances) for case in cases]
     report = GoldenReport(
         environment_key=f"ab {base_sha[:10]}..working-tree",

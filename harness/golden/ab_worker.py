@@ -11,7 +11,32 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Container
 from pathlib import Path
+from typing import Any
+
+
+# Copied from harness.golden.cases.Case.processing_kwargs (ab_worker imports nothing from harness);
+# test/smoke/harness/test_golden_copies.py::test_the_ab_worker_builds_the_same_processing_kwargs checks they agree.
+# Unlike the original it drops the overrides the checkout does not know, so an older base can still run.
+def processing_kwargs(params: dict[str, Any], known_options: Container[str]) -> dict[str, Any]:
+    """Keyword arguments of the processing class for a case given as `Case.params()`; img2img adds its init image."""
+    kwargs: dict[str, Any] = {
+        "prompt": params["prompt"],
+        "negative_prompt": params["negative_prompt"],
+        "seed": params["seed"],
+        "steps": params["steps"],
+        "sampler_name": params["sampler"],
+        "cfg_scale": params["cfg_scale"],
+        "width": params["width"],
+        "height": params["height"],
+        "batch_size": params["batch_size"],
+        "override_settings": {k: v for k, v in params["override_settings"].items() if k in known_options},
+        "do_not_save_samples": True,
+    }
+    if params["mode"] == "img2img":
+        kwargs["denoising_strength"] = params["denoising_strength"]
+    return kwargs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,30 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         shared.cmd_opts = CmdOpts(data_dir=Path(data_dir))
         for case in job["cases"]:
             params = case["params"]
-            known = {k: v for k, v in params["override_settings"].items() if k in shared.opts.data_labels}
-            common = {
-                "prompt": params["prompt"],
-                "negative_prompt": params["negative_prompt"],
-                "seed": params["seed"],
-                "steps": params["steps"],
-                "sampler_name": params["sampler"],
-                "cfg_scale": params["cfg_scale"],
-                "width": params["width"],
-                "height": params["height"],
-                "batch_size": params["batch_size"],
-                "override_settings": known,
-                "do_not_save_samples": True,
-            }
+            kwargs = processing_kwargs(params, shared.opts.data_labels)
             if params["mode"] == "img2img":
                 from PIL import Image
 
                 with Image.open(case["init_file"]) as init:
                     init_rgb = init.convert("RGB")
-                p = StableDiffusionProcessingImg2Img(
-                    init_images=[init_rgb], denoising_strength=params["denoising_strength"], **common
-                )
+                p = StableDiffusionProcessingImg2Img(init_images=[init_rgb], **kwargs)
             else:
-                p = StableDiffusionProcessingTxt2Img(**common)
+                p = StableDiffusionProcessingTxt2Img(**kwargs)
             batch = params["batch_size"]
             arrays: dict[str, np.ndarray] = {}
 
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             if arrays:
                 trace = f"{case['id']}.trace.npz"
                 np.savez_compressed(args.out / trace, **arrays)
-            skipped = sorted(set(params["override_settings"]) - set(known))
+            skipped = sorted(set(params["override_settings"]) - set(kwargs["override_settings"]))
             results[case["id"]] = {"images": files, "trace": trace, "skipped_overrides": skipped}
     (args.out / "done.json").write_text(json.dumps({"serena": serena.__file__, "cases": results}), encoding="utf-8")
     return 0

@@ -10,10 +10,10 @@ from typing import Any
 from harness.config import HarnessConfig
 from harness.golden.cases import Case, load_cases
 from harness.golden.controls import NEGATIVE_CONTROLS, NOISE_VARIANTS, VariantResult, run_variant
-from harness.golden.environment import environment_key
-from harness.golden.manifest import Tolerances, UpdateQueue, load_golden_set
+from harness.golden.manifest import GoldenSet, Tolerances, UpdateQueue, load_golden_set
 from harness.golden.runner import isolated_runtime, run_case
-from harness.golden.session import Selection
+from harness.golden.selection import Selection
+from harness.golden.set_key import environment_key
 from harness.outcome import CheckResult, Outcome
 
 Progress = Callable[[str], None]
@@ -73,15 +73,9 @@ def _select(cfg: HarnessConfig, patterns: tuple[str, ...], default: tuple[str, .
     return chosen, cases_dir
 
 
-def _tolerances(cfg: HarnessConfig, key: str) -> tuple[Tolerances, Any]:
+def _tolerances(cfg: HarnessConfig, key: str) -> tuple[Tolerances, GoldenSet]:
     golden_set = load_golden_set(cfg.path("golden.goldens_dir"), key)
-    tolerances = Tolerances(
-        phash_bits=cfg["golden.phash_bits"]
-        if cfg["golden.phash_bits"] is not None
-        else golden_set.tolerances.phash_bits,
-        mean_abs=cfg["golden.mean_abs"] if cfg["golden.mean_abs"] is not None else golden_set.tolerances.mean_abs,
-    )
-    return tolerances, golden_set
+    return Tolerances.resolve(cfg, golden_set), golden_set
 
 
 def _run_variants(

@@ -78,6 +78,28 @@ class Case:
             "override_settings": dict(sorted(self.override_settings.items())),
         }
 
+    def processing_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the runtime's processing class for this case; img2img adds its init image.
+
+        harness/golden/ab_worker.py keeps a copy (it imports nothing from harness); a smoke test checks they agree.
+        """
+        kwargs: dict[str, Any] = {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "steps": self.steps,
+            "sampler_name": self.sampler,
+            "cfg_scale": self.cfg_scale,
+            "width": self.width,
+            "height": self.height,
+            "batch_size": self.batch_size,
+            "override_settings": dict(self.override_settings),
+            "do_not_save_samples": True,
+        }
+        if self.mode == "img2img":
+            kwargs["denoising_strength"] = self.denoising_strength
+        return kwargs
+
     def digest(self) -> str:
         canonical = json.dumps(self.params(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -208,17 +230,25 @@ SYNTHETIC_IMAGES = {"gradient": _gradient, "checker": _checker, "rings": _rings}
 
 
 def init_image(case: Case, cases_dir: Path) -> Any:
-    """The case's init image as an RGB PIL image at the case's size (synthetic ones are drawn at that size)."""
-    from PIL import Image
+    """The case's init image as an RGB PIL image: a shipped file as it is, a synthetic one drawn at the case's size.
+
+    Read with PIL here rather than through the runtime's image loader, so a refactor of the runtime cannot change
+    the harness's inputs.
+    """
+    from PIL import Image, UnidentifiedImageError
 
     assert case.init_image is not None
     if case.init_image.startswith(SYNTHETIC_PREFIX):
         draw = SYNTHETIC_IMAGES[case.init_image.removeprefix(SYNTHETIC_PREFIX)]
         return Image.fromarray(draw(case.width, case.height), "RGB")
-    from serena.errors import InputFileError
-    from serena.images import load_image
-
+    path = cases_dir / case.init_image
     try:
-        return load_image(cases_dir / case.init_image)
-    except InputFileError as exc:
-        raise GoldenError(f"case {case.id!r}: init_image: {exc}") from None
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise GoldenError(f"case {case.id!r}: init_image: {path}: file not found") from None
+    except IsADirectoryError:
+        raise GoldenError(f"case {case.id!r}: init_image: {path}: is a folder, not an image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise GoldenError(f"case {case.id!r}: init_image: {path}: not a readable image ({exc})") from None

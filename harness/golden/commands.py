@@ -1,17 +1,23 @@
-"""`serena-verify golden …` commands: parse, call the golden functions, render, exit."""
+"""`serena-verify golden …` commands: parse, call the golden functions, render, return an exit status."""
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from harness.config import HarnessConfig
-from harness.outcome import Outcome, exit_code
-from harness.output import write_output
+from harness.cli_options import FormatOpt, JsonOpt, OutputOpt, StrictOpt, choose_format, config
+from harness.outcome import exit_code
+from harness.output import append_step_summary, write_output
+
+if TYPE_CHECKING:
+    from harness.config import HarnessConfig
+    from harness.golden.report import GoldenReport
+    from harness.golden.session import Progress, UpdateMode
 
 golden_app = typer.Typer(
     help="Golden outputs: run, update, report, merge, calibrate, selftest, ab, cross.", no_args_is_help=True
@@ -22,20 +28,10 @@ CaseOpt = Annotated[list[str] | None, typer.Option("--case", "-k", help="Case id
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Run only shard k of N, e.g. 2/4.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda: picks the golden set (cpu-fp32, …).")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 or fp16.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="terminal, json, junit, markdown or html.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Shorthand for --format json.")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Where the chosen format goes ('-' = stdout).")]
 ReportDirOpt = Annotated[
     Path | None, typer.Option("--report-dir", help="Folder for golden.json, actual images and every report format.")
 ]
-StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat skipped as failed.")]
 WarnUnusedOpt = Annotated[bool, typer.Option("--warn-unused", help="Unused goldens warn instead of failing.")]
-
-
-def _config(**flags: Any) -> HarnessConfig:
-    from harness.cli import config
-
-    return config(**flags)
 
 
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -44,62 +40,65 @@ def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
     return value
 
 
-def _emit(document: dict[str, Any], fmt: str, as_json: bool, output: str) -> None:
+def _progress_to_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Progress]:
+    """typer's progress bar on stderr, opened once run_goldens says how many cases it will run."""
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def advance(case: object, position: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(typer.progressbar(length=total, label="golden", file=sys.stderr)))
+            bars[0].update(1)
+
+        yield advance
+
+
+def _publish_and_emit(report: GoldenReport, folder: Path, chosen: str, output: str, *, strict: bool) -> int:
+    """Write the report folder, add the Markdown to the CI step summary, render the chosen format, and say how to
+    exit."""
+    from harness.golden.publish import write_golden_report
+    from harness.golden.render import render_markdown
+
+    write_golden_report(report, folder)
+    append_step_summary(render_markdown(report))
+    return _emit(report, chosen, output, strict=strict)
+
+
+def _emit(report: GoldenReport, chosen: str, output: str, *, strict: bool) -> int:
     from harness.golden.render import RENDERERS
 
-    chosen = _check_choice("json" if as_json else fmt, FORMATS, "--format")
-    write_output(RENDERERS[chosen](document), output)
+    write_output(RENDERERS[chosen](report), output)
+    return exit_code(report.outcome(), strict=strict)
 
 
-def _write_all_formats(document: dict[str, Any], folder: Path) -> None:
-    """The report dir always holds every format, so CI can publish whichever it needs."""
-    from harness.golden.render import render_html, render_junit, render_markdown
-
-    write_output(render_html(document), folder / "golden.html")
-    write_output(render_junit(document), folder / "golden.junit.xml")
-    write_output(render_markdown(document), folder / "golden.md")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(render_markdown(document))
-
-
-def _exit(outcome: Outcome, strict: bool) -> None:
-    raise typer.Exit(exit_code(outcome, strict=strict))
-
-
-def _run(
+def _golden_run(
+    cfg: HarnessConfig,
     *,
     cases: list[str] | None,
     shard: str | None,
     device: str,
     precision: str,
-    warn_unused: bool,
-    report_dir: Path | None,
-    update: str | None,
-) -> tuple[dict[str, Any], HarnessConfig]:
-    from harness.golden.cases import load_cases
-    from harness.golden.document import read_document, write_report_dir
-    from harness.golden.session import Selection, parse_shard, run_goldens
+    update: UpdateMode | None,
+) -> GoldenReport:
+    from harness.golden.selection import Selection, parse_shard
+    from harness.golden.session import run_goldens
 
     _check_choice(device, ("cpu", "cuda"), "--device")
     _check_choice(precision, ("fp32", "fp16"), "--precision")
-    cfg = _config(**{"golden.warn_unused": True if warn_unused else None})
     selection = Selection(tuple(cases or ()), parse_shard(shard))
-    total = len(selection.apply(load_cases(cfg.path("golden.cases_dir"))))
-    with typer.progressbar(length=total, label="golden", file=sys.stderr) as bar:
-        report = run_goldens(
-            cfg,
-            selection=selection,
-            device=device,
-            precision=precision,
-            update=update,  # type: ignore[arg-type]
-            progress=lambda case: bar.update(1),
+    with _progress_bar() as progress:
+        return run_goldens(
+            cfg, selection=selection, device=device, precision=precision, update=update, progress=progress
         )
-    folder = report_dir or cfg.path("evidence_dir") / "golden"
-    document = read_document(write_report_dir(report, folder))
-    _write_all_formats(document, folder)
-    return document, cfg
+
+
+def _report_dir(report_dir: Path | None, cfg: HarnessConfig, default: str) -> Path:
+    return report_dir or cfg.path("evidence_dir") / default
 
 
 @golden_app.command("run")
@@ -113,21 +112,13 @@ def run_command(
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-    strict: StrictOpt = False,
-) -> None:
+    strict: StrictOpt = None,
+) -> int:
     """Run the golden cases and compare them with the recorded set (never writes goldens)."""
-    _check_choice("json" if as_json else fmt, FORMATS, "--format")
-    document, _ = _run(
-        cases=cases,
-        shard=shard,
-        device=device,
-        precision=precision,
-        warn_unused=warn_unused,
-        report_dir=report_dir,
-        update=None,
-    )
-    _emit(document, fmt, as_json, output)
-    _exit(Outcome(document["outcome"]), strict)
+    chosen = choose_format(fmt, as_json, FORMATS)
+    cfg = config(strict=strict, **{"golden.warn_unused": True if warn_unused else None})
+    report = _golden_run(cfg, cases=cases, shard=shard, device=device, precision=precision, update=None)
+    return _publish_and_emit(report, _report_dir(report_dir, cfg, "golden"), chosen, output, strict=cfg["strict"])
 
 
 @golden_app.command("update")
@@ -144,23 +135,18 @@ def update_command(
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-) -> None:
+) -> int:
     """Record goldens: exactly one of --missing, --failed or --all. Writes are queued and flushed once, atomically."""
-    _check_choice("json" if as_json else fmt, FORMATS, "--format")
-    modes = [name for name, on in (("missing", missing), ("failed", failed), ("all", record_all)) if on]
+    chosen = choose_format(fmt, as_json, FORMATS)
+    modes: list[UpdateMode] = [
+        name for name, on in (("missing", missing), ("failed", failed), ("all", record_all)) if on
+    ]
     if len(modes) != 1:
         raise typer.BadParameter("choose exactly one of --missing, --failed, --all", param_hint="update")
-    document, _ = _run(
-        cases=cases,
-        shard=None,
-        device=device,
-        precision=precision,
-        warn_unused=False,
-        report_dir=report_dir,
-        update=modes[0],
-    )
-    _emit(document, fmt, as_json, output)
-    _exit(Outcome(document["outcome"]), False)
+    cfg = config()
+    report = _golden_run(cfg, cases=cases, shard=None, device=device, precision=precision, update=modes[0])
+    # recording is not a check: a skipped update (no CUDA device) is not escalated by strict
+    return _publish_and_emit(report, _report_dir(report_dir, cfg, "golden"), chosen, output, strict=False)
 
 
 @golden_app.command("report")
@@ -169,15 +155,15 @@ def report_command(
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-    strict: StrictOpt = False,
-) -> None:
+    strict: StrictOpt = None,
+) -> int:
     """Render an earlier run's report (golden.json and its images) in any format."""
-    from harness.golden.document import read_document
+    from harness.golden.document import read_report
 
-    folder = report_dir or _config().path("evidence_dir") / "golden"
-    document = read_document(folder)
-    _emit(document, fmt, as_json, output)
-    _exit(Outcome(document["outcome"]), strict)
+    chosen = choose_format(fmt, as_json, FORMATS)
+    cfg = config(strict=strict)
+    report = read_report(_report_dir(report_dir, cfg, "golden"))
+    return _emit(report, chosen, output, strict=cfg["strict"])
 
 
 @golden_app.command("merge")
@@ -187,25 +173,26 @@ def merge_command(
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-    strict: StrictOpt = False,
-) -> None:
+    strict: StrictOpt = None,
+) -> int:
     """Combine shard reports into one; unused goldens are computed over all shards together."""
-    from harness.golden.document import merge_documents, read_document
+    from harness.golden.document import read_report
+    from harness.golden.report import GoldenReport
 
-    merged = merge_documents([read_document(folder) for folder in shard_dirs], out_dir)
-    _write_all_formats(merged, out_dir)
-    _emit(merged, fmt, as_json, output)
-    _exit(Outcome(merged["outcome"]), strict)
+    chosen = choose_format(fmt, as_json, FORMATS)
+    cfg = config(strict=strict)
+    merged = GoldenReport.merge([read_report(folder) for folder in shard_dirs])
+    return _publish_and_emit(merged, out_dir, chosen, output, strict=cfg["strict"])
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(golden_app, name="golden")
 
 
-def _controls_exit(report: Any, fmt: str, as_json: bool, output: str) -> None:
-    from harness.report import render
+def _controls_exit(report: Any, fmt: str, as_json: bool, output: str) -> int:
+    from harness.render import RESULTS_FORMATS, render
 
-    chosen = _check_choice("json" if as_json else fmt, ("terminal", "json", "markdown", "junit"), "--format")
+    chosen = choose_format(fmt, as_json, RESULTS_FORMATS)
     result = report.check_result()
     text = render([result], chosen)  # type: ignore[arg-type]
     if chosen == "terminal":
@@ -216,7 +203,7 @@ def _controls_exit(report: Any, fmt: str, as_json: bool, output: str) -> None:
         ]
         text = "\n".join(rows) + "\n" + text
     write_output(text, output)
-    _exit(result.outcome, False)
+    return exit_code(result.outcome)
 
 
 @golden_app.command("calibrate")
@@ -226,14 +213,12 @@ def calibrate_command(
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-) -> None:
+) -> int:
     """Measure the noise floor (threads 1 vs 2, 1e-4 latent jitter, reruns) and record it in the cpu-fp32 set."""
     from harness.golden.calibrate import calibrate
 
-    report = calibrate(
-        _config(), patterns=tuple(cases or ()), record=not no_record, progress=lambda text: print(text, file=sys.stderr)
-    )
-    _controls_exit(report, fmt, as_json, output)
+    report = calibrate(config(), patterns=tuple(cases or ()), record=not no_record, progress=_progress_to_stderr)
+    return _controls_exit(report, fmt, as_json, output)
 
 
 @golden_app.command("selftest")
@@ -242,13 +227,13 @@ def selftest_command(
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-) -> None:
+) -> int:
     """Negative controls (seed+1, steps+1, CFG -0.5, one prompt character, another sampler, strength ±0.1) must be
     judged changed and noise variants equivalent; otherwise the harness cannot be trusted and this fails."""
     from harness.golden.calibrate import selftest
 
-    report = selftest(_config(), patterns=tuple(cases or ()), progress=lambda text: print(text, file=sys.stderr))
-    _controls_exit(report, fmt, as_json, output)
+    report = selftest(config(), patterns=tuple(cases or ()), progress=_progress_to_stderr)
+    return _controls_exit(report, fmt, as_json, output)
 
 
 @golden_app.command("ab")
@@ -259,25 +244,18 @@ def ab_command(
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-) -> None:
+) -> int:
     """Run the cases on --base (a git worktree, its own process) and on the working tree, and compare them."""
     from harness.golden.ab import run_ab
-    from harness.golden.document import read_document, write_report_dir
-    from harness.golden.session import Selection
+    from harness.golden.selection import Selection
 
-    cfg = _config()
-    folder = report_dir or cfg.path("evidence_dir") / "golden-ab"
+    chosen = choose_format(fmt, as_json, FORMATS)
+    cfg = config()
+    folder = _report_dir(report_dir, cfg, "golden-ab")
     report = run_ab(
-        cfg,
-        base,
-        selection=Selection(tuple(cases or ())),
-        work_dir=folder / "work",
-        progress=lambda text: print(text, file=sys.stderr),
+        cfg, base, selection=Selection(tuple(cases or ())), work_dir=folder / "work", progress=_progress_to_stderr
     )
-    document = read_document(write_report_dir(report, folder))
-    _write_all_formats(document, folder)
-    _emit(document, fmt, as_json, output)
-    _exit(Outcome(document["outcome"]), False)
+    return _publish_and_emit(report, folder, chosen, output, strict=False)
 
 
 @golden_app.command("cross")
@@ -286,14 +264,15 @@ def cross_command(
     second: Annotated[str, typer.Option("--to", help="Environment key, e.g. cuda-fp32.")] = "cuda-fp32",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-    strict: StrictOpt = False,
-) -> None:
+    strict: StrictOpt = None,
+) -> int:
     """Distances between two recorded sets (informational); skipped, with the reason, when one is not recorded."""
     from harness.golden.cross import cross_sets
-    from harness.report import render
+    from harness.render import render
 
-    result = cross_sets(_config(), first, second).check_result()
-    text = render([result], "json" if as_json else "terminal", strict=strict)
+    cfg = config(strict=strict)
+    result = cross_sets(cfg, first, second).check_result()
+    text = render([result], "json" if as_json else "terminal", strict=cfg["strict"])
     if not as_json and result.figures.get("rows"):
         rows = [
             f"  {row['case']:<28} #{row['index']}  phash16 {row['phash_distance']:>3}  mean abs {row['mean_abs']:.3f}"
@@ -301,4 +280,4 @@ def cross_command(
         ]
         text = "\n".join(rows) + "\n" + text
     write_output(text, output)
-    _exit(result.outcome, strict)
+    return exit_code(result.outcome, strict=cfg["strict"])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from harness.golden.manifest import GoldenEntry, GoldenSet, Tolerances
 from harness.golden.measures import ImageMeasures, mean_abs_difference, phash_distance
 from harness.golden.runner import CaseRun
-from harness.golden.trace import Divergence, first_divergence
+from harness.golden.trace import Divergence, RecordedDivergence, first_divergence
 
 
 class Verdict(StrEnum):
@@ -50,6 +51,7 @@ class ImageComparison:
     phash_distance: int | None = None
     mean_abs: float | None = None
     note: str | None = None
+    actual_file: Path | None = None  # the actual image's PNG, once a report folder holds it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,20 @@ class ImageComparison:
             "note": self.note,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageComparison:
+        """The inverse of `to_dict` (actual_file is the report's business: see GoldenReport.from_document)."""
+        return cls(
+            index=int(data["index"]),
+            verdict=Verdict(data["verdict"]),
+            actual=ImageMeasures.from_dict(data["actual"]) if data.get("actual") else None,
+            golden=ImageMeasures.from_dict(data["golden"]) if data.get("golden") else None,
+            golden_file=data.get("golden_file"),
+            phash_distance=data.get("phash_distance"),
+            mean_abs=data.get("mean_abs"),
+            note=data.get("note"),
+        )
+
 
 @dataclass
 class CaseVerdict:
@@ -70,7 +86,7 @@ class CaseVerdict:
     verdict: Verdict
     images: list[ImageComparison] = field(default_factory=list)
     reason: str | None = None
-    divergence: Divergence | None = None
+    divergence: Divergence | RecordedDivergence | None = None
     seconds: float | None = None
     run: CaseRun | None = field(default=None, repr=False)  # kept for reports (actual images)
 
@@ -84,6 +100,19 @@ class CaseVerdict:
             "seconds": None if self.seconds is None else round(self.seconds, 4),
             "images": [image.to_dict() for image in self.images],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseVerdict:
+        """The inverse of `to_dict`: a verdict as a report file recorded it (no run, so no images in memory)."""
+        divergence = data.get("divergence")
+        return cls(
+            case_id=str(data["case"]),
+            verdict=Verdict(data["verdict"]),
+            images=[ImageComparison.from_dict(image) for image in data["images"]],
+            reason=data.get("reason"),
+            divergence=RecordedDivergence(data.get("divergence_stage"), divergence) if divergence else None,
+            seconds=data.get("seconds"),
+        )
 
 
 def compare_images(

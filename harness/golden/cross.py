@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.config import HarnessConfig
-from harness.golden.environment import parse_environment_key
 from harness.golden.manifest import load_golden_set
 from harness.golden.measures import mean_abs_difference, phash_distance
+from harness.golden.set_key import parse_environment_key
 from harness.outcome import CheckResult, Outcome
 
 

@@ -6,11 +6,15 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import GoldenError
 from harness.golden.measures import ImageMeasures, pixel_sha256
 from harness.golden.trace import Trace, load_traces, save_traces
+from harness.output import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from harness.config import HarnessConfig
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -24,6 +28,21 @@ class Tolerances:
 
     def to_dict(self) -> dict[str, Any]:
         return {"phash_bits": self.phash_bits, "mean_abs": self.mean_abs}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tolerances:
+        return cls(phash_bits=int(data["phash_bits"]), mean_abs=data["mean_abs"])
+
+    @classmethod
+    def resolve(cls, cfg: HarnessConfig, golden_set: GoldenSet | None) -> Tolerances:
+        """The configured overrides (golden.phash_bits, golden.mean_abs) over the set's own tolerances, or over
+        the defaults when no set applies (golden ab compares two fresh runs)."""
+        base = golden_set.tolerances if golden_set is not None else cls(**DEFAULT_TOLERANCES)  # type: ignore[arg-type]
+        phash_bits, mean_abs = cfg["golden.phash_bits"], cfg["golden.mean_abs"]
+        return cls(
+            phash_bits=base.phash_bits if phash_bits is None else phash_bits,
+            mean_abs=base.mean_abs if mean_abs is None else mean_abs,
+        )
 
 
 @dataclass
@@ -184,8 +203,6 @@ class UpdateQueue:
     def flush(self) -> list[Path]:
         """Write everything queued; an interruption leaves the old manifest (and its files) or the new one."""
         import io
-
-        from serena.fileio import atomic_write_bytes, atomic_write_text
 
         golden = self.golden_set
         golden.folder.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,17 @@
-"""Renderers of a golden report document: terminal, JSON, JUnit XML, Markdown and self-contained HTML."""
+"""Renderers of a golden report: terminal, JSON, JUnit XML, Markdown and self-contained HTML, each taking it whole."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from harness.golden.compare import PASSING, Verdict
+from harness.golden.compare import PASSING, CaseVerdict, ImageComparison, Verdict
+from harness.golden.document import document_text
+from harness.golden.report import GoldenReport
 
 _TIER_COLOURS = {
     "identical": "#1a7f37",
@@ -24,94 +25,115 @@ _TIER_COLOURS = {
 }
 
 
-def _worst_image(case: dict[str, Any]) -> dict[str, Any] | None:
-    measured = [i for i in case["images"] if i.get("phash_distance") is not None]
-    return max(measured, key=lambda i: (i["phash_distance"], i["mean_abs"] or 0)) if measured else None
+# Figures at the precision golden.json keeps them, so a report renders the same live and read back from disk.
+def _mean_abs(image: ImageComparison) -> float | None:
+    return None if image.mean_abs is None else round(image.mean_abs, 4)
 
 
-def _distance_text(case: dict[str, Any]) -> str:
-    image = _worst_image(case)
+def _case_seconds(verdict: CaseVerdict) -> float | None:
+    return None if verdict.seconds is None else round(verdict.seconds, 4)
+
+
+def _run_seconds(report: GoldenReport) -> float:
+    return round(report.seconds, 3)
+
+
+def _notes(verdict: CaseVerdict) -> list[str]:
+    """The case's reason and where it diverged, whichever it has."""
+    return [text for text in (verdict.reason, verdict.divergence.describe() if verdict.divergence else None) if text]
+
+
+def _counts_text(report: GoldenReport) -> str:
+    return ", ".join(f"{n} {name}" for name, n in report.counts().items() if n)
+
+
+def _worst_image(verdict: CaseVerdict) -> ImageComparison | None:
+    measured = [image for image in verdict.images if image.phash_distance is not None]
+    return max(measured, key=lambda i: (i.phash_distance, _mean_abs(i) or 0)) if measured else None
+
+
+def _distance_text(verdict: CaseVerdict) -> str:
+    image = _worst_image(verdict)
     if image is None:
         return "-"
-    return f"{image['phash_distance']} bits, {image['mean_abs']:.3f}"
+    return f"{image.phash_distance} bits, {_mean_abs(image):.3f}"
 
 
-def render_terminal(document: dict[str, Any]) -> str:
-    width = max([len(c["case"]) for c in document["cases"]] + [4])
-    tol = document["tolerances"]
+def render_terminal(report: GoldenReport) -> str:
+    width = max([len(v.case_id) for v in report.verdicts] + [4])
+    tol = report.tolerances
     lines = [
-        f"golden set {document['environment_key']} ({document['golden_dir']}); "
-        f"tolerance phash16 <= {tol['phash_bits']} bits, mean abs <= {tol['mean_abs']:g}",
+        f"golden set {report.environment_key} ({report.golden_dir}); "
+        f"tolerance phash16 <= {tol.phash_bits} bits, mean abs <= {tol.mean_abs:g}",
         f"{'case'.ljust(width)}  {'verdict':<10}  {'phash16, mean abs':<18}  seconds",
     ]
-    for case in document["cases"]:
-        seconds = f"{case['seconds']:.3f}" if case.get("seconds") is not None else "-"
-        lines.append(f"{case['case'].ljust(width)}  {case['verdict']:<10}  {_distance_text(case):<18}  {seconds}")
-        if Verdict(case["verdict"]) not in PASSING:
-            if case.get("reason"):
-                lines.append(f"{' ' * width}    {case['reason']}")
-            if case.get("divergence"):
-                lines.append(f"{' ' * width}    {case['divergence']}")
-    for case_id in document["unused"]:
+    for verdict in report.verdicts:
+        case_seconds = _case_seconds(verdict)
+        seconds = f"{case_seconds:.3f}" if case_seconds is not None else "-"
+        lines.append(
+            f"{verdict.case_id.ljust(width)}  {verdict.verdict!s:<10}  {_distance_text(verdict):<18}  {seconds}"
+        )
+        if verdict.verdict not in PASSING:
+            lines.extend(f"{' ' * width}    {note}" for note in _notes(verdict))
+    for case_id in report.unused:
         lines.append(f"{case_id.ljust(width)}  {'unused':<10}  recorded but not run")
-    counts = ", ".join(f"{n} {name}" for name, n in document["counts"].items() if n)
-    lines.append(f"{document['outcome']}: {counts or 'nothing ran'} in {document['seconds']:.2f} s")
-    if document.get("updated"):
-        lines.append(f"recorded: {', '.join(document['updated'])}")
+    lines.append(f"{report.outcome()}: {_counts_text(report) or 'nothing ran'} in {_run_seconds(report):.2f} s")
+    if report.updated:
+        lines.append(f"recorded: {', '.join(report.updated)}")
     return "\n".join(lines) + "\n"
 
 
-def render_json(document: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in document.items() if not k.startswith("_")}, indent=2) + "\n"
+def render_json(report: GoldenReport) -> str:
+    return document_text(report)
 
 
-def render_junit(document: dict[str, Any]) -> str:
-    suite = ET.Element("testsuite", name=f"serena-golden-{document['environment_key']}")
+def render_junit(report: GoldenReport) -> str:
+    suite = ET.Element("testsuite", name=f"serena-golden-{report.environment_key}")
     failures = skipped = 0
-    for case in document["cases"]:
-        node = ET.SubElement(suite, "testcase", classname="golden", name=case["case"])
-        if case.get("seconds") is not None:
-            node.set("time", f"{case['seconds']:.3f}")
-        verdict = Verdict(case["verdict"])
-        message = f"{verdict}: {case.get('reason') or ''} {case.get('divergence') or ''}".strip()
-        if verdict is Verdict.SKIPPED:
+    for verdict in report.verdicts:
+        node = ET.SubElement(suite, "testcase", classname="golden", name=verdict.case_id)
+        case_seconds = _case_seconds(verdict)
+        if case_seconds is not None:
+            node.set("time", f"{case_seconds:.3f}")
+        divergence = verdict.divergence.describe() if verdict.divergence else ""
+        message = f"{verdict.verdict}: {verdict.reason or ''} {divergence}".strip()
+        if verdict.verdict is Verdict.SKIPPED:
             skipped += 1
-            ET.SubElement(node, "skipped", message=case.get("reason") or "skipped")
-        elif verdict not in PASSING and case["case"] not in document.get("updated", []):
+            ET.SubElement(node, "skipped", message=verdict.reason or "skipped")
+        elif verdict.verdict not in PASSING and verdict.case_id not in report.updated:
             failures += 1
-            ET.SubElement(node, "failure", message=message, type=str(verdict))
+            ET.SubElement(node, "failure", message=message, type=str(verdict.verdict))
         else:
-            ET.SubElement(node, "system-out").text = f"{verdict} ({_distance_text(case)})"
-    for case_id in document["unused"]:
+            ET.SubElement(node, "system-out").text = f"{verdict.verdict} ({_distance_text(verdict)})"
+    for case_id in report.unused:
         node = ET.SubElement(suite, "testcase", classname="golden", name=case_id)
-        if document["warn_unused"]:
+        if report.warn_unused:
             ET.SubElement(node, "system-out").text = "unused golden (warning)"
         else:
             failures += 1
             ET.SubElement(node, "failure", message="unused golden: recorded but not run", type="unused")
-    suite.set("tests", str(len(document["cases"]) + len(document["unused"])))
+    suite.set("tests", str(len(report.verdicts) + len(report.unused)))
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     return ET.tostring(suite, encoding="unicode") + "\n"
 
 
-def render_markdown(document: dict[str, Any]) -> str:
-    tol = document["tolerances"]
+def render_markdown(report: GoldenReport) -> str:
+    tol = report.tolerances
     lines = [
-        f"### Golden outputs — {document['outcome']} ({document['environment_key']})",
+        f"### Golden outputs — {report.outcome()} ({report.environment_key})",
         "",
-        f"Tolerance: phash16 ≤ {tol['phash_bits']} bits and mean abs ≤ {tol['mean_abs']:g}.",
+        f"Tolerance: phash16 ≤ {tol.phash_bits} bits and mean abs ≤ {tol.mean_abs:g}.",
         "",
         "| case | verdict | phash16, mean abs | note |",
         "| --- | --- | --- | --- |",
     ]
-    for case in document["cases"]:
-        note = " ".join(filter(None, [case.get("reason"), case.get("divergence")])).replace("|", "∣")
-        lines.append(f"| `{case['case']}` | **{case['verdict']}** | {_distance_text(case)} | {note} |")
-    for case_id in document["unused"]:
+    for verdict in report.verdicts:
+        note = " ".join(_notes(verdict)).replace("|", "∣")
+        lines.append(f"| `{verdict.case_id}` | **{verdict.verdict}** | {_distance_text(verdict)} | {note} |")
+    for case_id in report.unused:
         lines.append(f"| `{case_id}` | **unused** | - | recorded but not run |")
-    counts = ", ".join(f"{n} {name}" for name, n in document["counts"].items() if n)
-    lines += ["", f"{counts or 'nothing ran'} in {document['seconds']:.2f} s."]
+    lines += ["", f"{_counts_text(report) or 'nothing ran'} in {_run_seconds(report):.2f} s."]
     return "\n".join(lines) + "\n"
 
 
@@ -135,21 +157,22 @@ def _load(path: Path) -> Any | None:
         return None
 
 
-def render_html(document: dict[str, Any]) -> str:
+def render_html(report: GoldenReport) -> str:
     """One self-contained page: per image golden | actual | difference heatmap, with distances and verdict tier."""
     from harness.golden.measures import heatmap
 
-    base_dir = Path(document.get("_base_dir", "."))
-    golden_dir = Path(document["golden_dir"])
-    tol = document["tolerances"]
+    golden_dir = Path(report.golden_dir)
+    tol = report.tolerances
+    outcome = str(report.outcome())
     rows = []
-    for case in document["cases"]:
-        colour = _TIER_COLOURS.get(case["verdict"], "#000")
-        notes = " ".join(filter(None, [case.get("reason"), case.get("divergence")]))
+    for verdict in report.verdicts:
+        colour = _TIER_COLOURS.get(str(verdict.verdict), "#000")
+        notes = " ".join(_notes(verdict))
+        case_name = html.escape(verdict.case_id)
         cells = []
-        for image in case["images"]:
-            golden = _load(golden_dir / image["golden_file"]) if image.get("golden_file") else None
-            actual = _load(base_dir / image["actual_file"]) if image.get("actual_file") else None
+        for image in verdict.images:
+            golden = _load(golden_dir / image.golden_file) if image.golden_file else None
+            actual = _load(image.actual_file) if image.actual_file is not None else None
             figures = []
             for label, picture in (("golden", golden), ("actual", actual)):
                 if picture is None:
@@ -158,39 +181,39 @@ def render_html(document: dict[str, Any]) -> str:
                     )
                 else:
                     figures.append(
-                        f'<figure><img alt="{label} {html.escape(case["case"])} #{image["index"]}" '
+                        f'<figure><img alt="{label} {case_name} #{image.index}" '
                         f'src="{_data_uri(picture)}"><figcaption>{label}</figcaption></figure>'
                     )
             if golden is not None and actual is not None:
                 figures.append(
-                    f'<figure><img alt="difference {html.escape(case["case"])} #{image["index"]}" '
+                    f'<figure><img alt="difference {case_name} #{image.index}" '
                     f'src="{_data_uri(heatmap(golden, actual))}"><figcaption>difference ×8</figcaption></figure>'
                 )
             distance = (
-                f"phash16 {image['phash_distance']} bits · mean abs {image['mean_abs']:.3f}"
-                if image.get("phash_distance") is not None
+                f"phash16 {image.phash_distance} bits · mean abs {_mean_abs(image):.3f}"
+                if image.phash_distance is not None
                 else ""
             )
             cells.append(
                 f'<div class="image"><div class="figures">{"".join(figures)}</div>'
-                f"<p>image {image['index']} — <b>{image['verdict']}</b> {distance}</p></div>"
+                f"<p>image {image.index} — <b>{image.verdict}</b> {distance}</p></div>"
             )
         rows.append(
-            f'<section class="case" data-verdict="{case["verdict"]}">'
-            f'<h2><span class="tier" style="background:{colour}">{case["verdict"]}</span> '
-            f"{html.escape(case['case'])}</h2>"
+            f'<section class="case" data-verdict="{verdict.verdict}">'
+            f'<h2><span class="tier" style="background:{colour}">{verdict.verdict}</span> '
+            f"{case_name}</h2>"
             f'<p class="note">{html.escape(notes)}</p>{"".join(cells)}</section>'
         )
-    for case_id in document["unused"]:
+    for case_id in report.unused:
         rows.append(
             f'<section class="case" data-verdict="unused"><h2><span class="tier" style="background:'
             f'{_TIER_COLOURS["unused"]}">unused</span> {html.escape(case_id)}</h2><p class="note">recorded, not run</p>'
             "</section>"
         )
-    counts = ", ".join(f"{n} {name}" for name, n in document["counts"].items() if n)
+    counts = _counts_text(report)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Serena golden report — {html.escape(document["outcome"])}</title>
+<title>Serena golden report — {html.escape(outcome)}</title>
 <style>
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1f2328; }}
 .summary {{ padding: 12px; border-radius: 6px; background: #f6f8fa; }}
@@ -204,10 +227,10 @@ figure.none div {{ width: 192px; height: 192px; display: grid; place-items: cent
 #broken {{ display: none; color: #cf222e; font-weight: bold; }}
 </style></head>
 <body data-images-loaded="pending">
-<h1>Golden outputs: {html.escape(document["outcome"])}</h1>
-<div class="summary">Environment <b>{html.escape(document["environment_key"])}</b> ·
-tolerance phash16 ≤ {tol["phash_bits"]} bits, mean abs ≤ {tol["mean_abs"]:g} · {html.escape(counts or "nothing ran")}
-in {document["seconds"]:.2f} s</div>
+<h1>Golden outputs: {html.escape(outcome)}</h1>
+<div class="summary">Environment <b>{html.escape(report.environment_key)}</b> ·
+tolerance phash16 ≤ {tol.phash_bits} bits, mean abs ≤ {tol.mean_abs:g} · {html.escape(counts or "nothing ran")}
+in {_run_seconds(report):.2f} s</div>
 <p id="broken">Some images in this report failed to render.</p>
 {"".join(rows)}
 <script>

@@ -57,26 +57,14 @@ def isolated_runtime(device: str = "cpu", precision: str = "fp32") -> Iterator[N
 
 
 def build_processing(case: Case, cases_dir: Path, overrides: dict[str, Any]) -> Any:
+    """The case's processing object, with `overrides` applied over the case's own option overrides."""
     from serena.processing import StableDiffusionProcessingImg2Img, StableDiffusionProcessingTxt2Img
 
-    common: dict[str, Any] = {
-        "prompt": case.prompt,
-        "negative_prompt": case.negative_prompt,
-        "seed": case.seed,
-        "steps": case.steps,
-        "sampler_name": case.sampler,
-        "cfg_scale": case.cfg_scale,
-        "width": case.width,
-        "height": case.height,
-        "batch_size": case.batch_size,
-        "override_settings": {**case.override_settings, **overrides},
-        "do_not_save_samples": True,
-    }
+    kwargs = case.processing_kwargs()
+    kwargs["override_settings"] = {**kwargs["override_settings"], **overrides}
     if case.mode == "img2img":
-        return StableDiffusionProcessingImg2Img(
-            init_images=[init_image(case, cases_dir)], denoising_strength=case.denoising_strength, **common
-        )
-    return StableDiffusionProcessingTxt2Img(**common)
+        return StableDiffusionProcessingImg2Img(init_images=[init_image(case, cases_dir)], **kwargs)
+    return StableDiffusionProcessingTxt2Img(**kwargs)
 
 
 def run_case(

@@ -1,130 +1,24 @@
-"""A golden run: select cases (filter, shard), run them, judge them, find unused goldens, queue updates."""
+"""A golden run: select the cases, run and judge them, find unused goldens, queue updates and flush them once."""
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from harness.config import HarnessConfig
-from harness.errors import ConfigError
 from harness.golden.cases import Case, load_cases
-from harness.golden.compare import PASSING, CaseVerdict, Verdict
-from harness.golden.environment import environment_key, fingerprint
-from harness.golden.manifest import GoldenSet, PendingUpdate, Tolerances, UpdateQueue, load_golden_set
+from harness.golden.compare import PASSING, CaseVerdict, Verdict, compare_case
+from harness.golden.manifest import PendingUpdate, Tolerances, UpdateQueue, load_golden_set
+from harness.golden.report import GoldenReport
 from harness.golden.runner import isolated_runtime, run_case
-from harness.outcome import CheckResult, Outcome
+from harness.golden.selection import Selection
+from harness.golden.set_key import environment_key, fingerprint
 
 UpdateMode = Literal["missing", "failed", "all"]
-Progress = Callable[[Case], None]
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which cases a run covers: id patterns (fnmatch) and a shard k/N."""
-
-    patterns: tuple[str, ...] = ()
-    shard: tuple[int, int] | None = None
-
-    @property
-    def is_full(self) -> bool:
-        return not self.patterns and self.shard is None
-
-    def matches_id(self, case_id: str) -> bool:
-        return not self.patterns or any(fnmatch.fnmatchcase(case_id, p) for p in self.patterns)
-
-    def apply(self, cases: Sequence[Case]) -> list[Case]:
-        chosen = [case for case in cases if self.matches_id(case.id)]
-        if self.shard is not None:
-            index, total = self.shard
-            chosen = [case for position, case in enumerate(chosen) if position % total == index - 1]
-        return chosen
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"patterns": list(self.patterns), "shard": list(self.shard) if self.shard else None}
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    index, sep, total = text.partition("/")
-    try:
-        k, n = int(index), int(total)
-    except ValueError:
-        raise ConfigError(f"--shard expects k/N, got {text!r}") from None
-    if not sep or n < 1 or not 1 <= k <= n:
-        raise ConfigError(f"--shard expects k/N with 1 <= k <= N, got {text!r}")
-    return k, n
-
-
-@dataclass
-class GoldenReport:
-    """Everything a golden run found; renderers take it whole."""
-
-    environment_key: str
-    golden_dir: str
-    tolerances: Tolerances
-    verdicts: list[CaseVerdict]
-    unused: list[str]
-    selection: Selection
-    recorded_ids: list[str]
-    warn_unused: bool = False
-    skipped_reason: str | None = None
-    updated: list[str] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def counts(self) -> dict[str, int]:
-        counts = {str(v): 0 for v in Verdict}
-        for verdict in self.verdicts:
-            counts[str(verdict.verdict)] += 1
-        counts[str(Verdict.UNUSED)] = len(self.unused)
-        return counts
-
-    def outcome(self) -> Outcome:
-        if self.skipped_reason is not None:
-            return Outcome.SKIPPED
-        if not self.verdicts:
-            return Outcome.INCONCLUSIVE
-        failing = [v for v in self.verdicts if v.verdict not in PASSING and v.case_id not in self.updated]
-        if failing or (self.unused and not self.warn_unused):
-            return Outcome.FAILED
-        return Outcome.PASSED
-
-    def check_result(self) -> CheckResult:
-        outcome = self.outcome()
-        counts = {k: v for k, v in self.counts().items() if v}
-        summary = f"{len(self.verdicts)} cases on {self.environment_key}: " + ", ".join(
-            f"{n} {name}" for name, n in counts.items()
-        )
-        problems = [
-            f"{v.case_id}: {v.verdict}"
-            + (f" — {v.reason}" if v.reason else "")
-            + (f"; {v.divergence.describe()}" if v.divergence else "")
-            for v in self.verdicts
-            if v.verdict not in PASSING and v.case_id not in self.updated
-        ]
-        problems += [f"{case_id}: unused golden (recorded, not run)" for case_id in self.unused]
-        reason = self.skipped_reason or ("no case selected" if outcome is Outcome.INCONCLUSIVE else None)
-        return CheckResult(
-            check="golden",
-            outcome=outcome,
-            summary=summary if self.verdicts else "no golden case ran",
-            reason=reason,
-            figures={"counts": counts, "seconds": round(self.seconds, 3)},
-            problems=tuple(problems),
-        )
-
-
-def _tolerances(cfg: HarnessConfig, golden_set: GoldenSet) -> Tolerances:
-    bits = cfg["golden.phash_bits"]
-    mean_abs = cfg["golden.mean_abs"]
-    return Tolerances(
-        phash_bits=golden_set.tolerances.phash_bits if bits is None else bits,
-        mean_abs=golden_set.tolerances.mean_abs if mean_abs is None else mean_abs,
-    )
+# called before each case runs: the case, its 1-based position and how many cases the run will run
+Progress = Callable[[Case, int, int], None]
 
 
 def run_goldens(
@@ -138,8 +32,6 @@ def run_goldens(
     case_source: Callable[[Path], list[Case]] = load_cases,
 ) -> GoldenReport:
     """Run the selected cases and judge them; with `update`, record the chosen ones (queued, flushed once)."""
-    import time
-
     started = time.perf_counter()
     cases_dir = cfg.path("golden.cases_dir")
     goldens_dir = cfg.path("golden.goldens_dir")
@@ -147,7 +39,7 @@ def run_goldens(
     all_cases = case_source(cases_dir)
     chosen = selection.apply(all_cases)
     golden_set = load_golden_set(goldens_dir, key)
-    tolerances = _tolerances(cfg, golden_set)
+    tolerances = Tolerances.resolve(cfg, golden_set)
     report = GoldenReport(
         environment_key=key,
         golden_dir=str(golden_set.folder),
@@ -159,7 +51,7 @@ def run_goldens(
         warn_unused=cfg["golden.warn_unused"],
     )
     if device == "cuda":
-        from harness.golden.environment import cuda_available
+        from harness.golden.set_key import cuda_available
 
         available, detail = cuda_available()
         if not available:
@@ -175,12 +67,10 @@ def run_goldens(
     )
     queue = UpdateQueue(golden_set)
     threads = cfg["golden.num_threads"]
-    from harness.golden.compare import compare_case
-
     with isolated_runtime(device, precision):
-        for case in chosen:
+        for position, case in enumerate(chosen, start=1):
             if progress is not None:
-                progress(case)
+                progress(case, position, len(chosen))
             run = run_case(case, cases_dir, threads=threads)
             verdict = compare_case(run, golden_set, tolerances)
             report.verdicts.append(verdict)

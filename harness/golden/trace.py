@@ -47,6 +47,17 @@ class Divergence:
         return f"first diverged at {self.stage} (relative difference {self.relative_difference:.3g})"
 
 
+@dataclass(frozen=True)
+class RecordedDivergence:
+    """A divergence as a report file keeps it: the stage and its description (the traces stay with the run)."""
+
+    stage: str | None
+    description: str
+
+    def describe(self) -> str:
+        return self.description
+
+
 def first_divergence(expected: Trace, actual: Trace) -> Divergence:
     exact = None
     for stage, reference in expected.stages.items():

@@ -8,8 +8,8 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from harness.config import HarnessConfig
-from harness.gates.git import GitError, changed_files, git, is_shallow, ref_exists, show_file
+from harness.config import HarnessConfig, repo_relative
+from harness.git import GitError, changed_files, git, is_shallow, ref_exists, show_file
 from harness.ledger.model import (
     ARTIFACTS,
     EMPTY,
@@ -34,13 +34,6 @@ RUNTIME_DIR = "serena/"
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def parse_completed_at(text: str) -> datetime | None:
     """An ISO 8601 timestamp with a UTC offset (`2026-11-23T09:12:03Z`), else None."""
     try:
@@ -60,11 +53,11 @@ def milestone_problems(row: LedgerRow, milestones_dir: Path, repo_root: Path, *,
     if row.status not in STATUSES:
         problems.append(f"{mid}: status {row.status!r} is not one of {', '.join(STATUSES)}")
     if not folder.is_dir():
-        problems.append(f"{mid}: no milestone folder {_relative(folder, repo_root)}/")
+        problems.append(f"{mid}: no milestone folder {repo_relative(folder, repo_root)}/")
         return problems
     plan_path = artifact_path(milestones_dir, mid, "plan")
     if not plan_path.is_file():
-        problems.append(f"{mid}: missing {_relative(plan_path, repo_root)}")
+        problems.append(f"{mid}: missing {repo_relative(plan_path, repo_root)}")
     if row.status != "closed":
         for name, cell in (("Audit Score", row.audit_score), ("Completed At", row.completed_at)):
             if cell != EMPTY:
@@ -73,7 +66,8 @@ def milestone_problems(row: LedgerRow, milestones_dir: Path, repo_root: Path, *,
 
     missing = [a for a in ARTIFACTS if not artifact_path(milestones_dir, mid, a).is_file()]
     problems += [
-        f"{mid}: closed but {_relative(artifact_path(milestones_dir, mid, a), repo_root)} is missing" for a in missing
+        f"{mid}: closed but {repo_relative(artifact_path(milestones_dir, mid, a), repo_root)} is missing"
+        for a in missing
     ]
     if not _COMMIT.match(row.commit):
         problems.append(f"{mid}: Commit {row.commit!r} is not a git sha (7-40 hex digits)")
@@ -94,9 +88,9 @@ def milestone_problems(row: LedgerRow, milestones_dir: Path, repo_root: Path, *,
     return problems + summary_problems(
         mid,
         summary_path.read_text(encoding="utf-8"),
-        _relative(summary_path, repo_root),
+        repo_relative(summary_path, repo_root),
         plan_text=plan_path.read_text(encoding="utf-8") if plan_path.is_file() else None,
-        plan_where=_relative(plan_path, repo_root),
+        plan_where=repo_relative(plan_path, repo_root),
         row_score=row.audit_score,
     )
 
@@ -145,11 +139,15 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
         return CheckResult(
             check="ledger",
             outcome=Outcome.FAILED,
-            summary=f"no ledger at {_relative(ledger_path, cfg.repo_root)}",
-            problems=(f"{_relative(ledger_path, cfg.repo_root)} is missing; `serena-verify milestone new` creates it",),
+            summary=f"no ledger at {repo_relative(ledger_path, cfg.repo_root)}",
+            problems=(
+                f"{repo_relative(ledger_path, cfg.repo_root)} is missing; `serena-verify milestone new` creates it",
+            ),
         )
     ledger = read_ledger(ledger_path)
-    problems = [problem.replace(str(ledger_path), _relative(ledger_path, cfg.repo_root)) for problem in ledger.problems]
+    problems = [
+        problem.replace(str(ledger_path), repo_relative(ledger_path, cfg.repo_root)) for problem in ledger.problems
+    ]
     try:
         git(cfg.repo_root, "rev-parse", "--git-dir")
         # a shallow clone may lack a closed milestone's commit: not a ledger fault, so not checked there
@@ -158,7 +156,7 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
         check_commit = False
     seen: dict[str, int] = {}
     for row, line_no in zip(ledger.rows, ledger.row_lines, strict=True):
-        where = f"{_relative(ledger_path, cfg.repo_root)}:{line_no}"
+        where = f"{repo_relative(ledger_path, cfg.repo_root)}:{line_no}"
         if not MILESTONE_ID.match(row.milestone):
             problems.append(f"{where}: milestone id {row.milestone!r} is not M followed by 2-3 digits (M01)")
             continue
@@ -170,7 +168,7 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
     if milestones_dir.is_dir():
         for folder in sorted(p for p in milestones_dir.iterdir() if p.is_dir()):
             if MILESTONE_ID.match(folder.name) and folder.name not in seen:
-                problems.append(f"{_relative(folder, cfg.repo_root)}/ has no row in the ledger")
+                problems.append(f"{repo_relative(folder, cfg.repo_root)}/ has no row in the ledger")
     by_status = {status: sum(1 for row in ledger.rows if row.status == status) for status in STATUSES}
     return CheckResult(
         check="ledger",
@@ -208,8 +206,8 @@ def ledger_base_check(cfg: HarnessConfig, base: str) -> CheckResult:
             f"base ref {base!r} does not exist here",
             problems=(f"base ref {base!r} not found; fetch it (git fetch origin …) before comparing.{hint}",),
         )
-    ledger_rel = _relative(cfg.path("ledger.path"), cfg.repo_root)
-    milestones_rel = _relative(cfg.path("ledger.milestones_dir"), cfg.repo_root)
+    ledger_rel = repo_relative(cfg.path("ledger.path"), cfg.repo_root)
+    milestones_rel = repo_relative(cfg.path("ledger.milestones_dir"), cfg.repo_root)
     changed = changed_files(cfg.repo_root, base)
     runtime = [path for path in changed if path.startswith(RUNTIME_DIR)]
     figures: dict[str, object] = {"base": base, "changed_files": len(changed), "runtime_changes": runtime}

@@ -18,12 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from xml.etree import ElementTree as ET
 
-from harness.config import HarnessConfig
+from harness.config import HarnessConfig, repo_relative
 from harness.errors import HarnessError, LedgerError
 from harness.gates.coverage import read_coverage_xml
-from harness.gates.git import commit_time, git
+from harness.git import commit_time, git
 from harness.ledger.check import summary_problems
 from harness.ledger.model import (
     ARTIFACTS,
@@ -34,10 +33,12 @@ from harness.ledger.model import (
     replace_section,
 )
 from harness.outcome import CheckResult, Outcome
-from serena.fileio import atomic_write_text
+from harness.output import atomic_write_text
+from harness.pytest_runner import junit_counts
 
 DIMENSION_POINTS = 25.0
-INFORMATIONAL = frozenset({"env", "coverage-diff"})
+# records, not gates: they never earn or lose the "gates passed" points
+UNSCORED_CHECKS = frozenset({"env", "coverage-diff"})
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,9 @@ def _reports(evidence_dir: Path) -> dict[str, _Result]:
 def _junit(path: Path) -> _Result | None:
     """The tests of a JUnit XML file as one result: passed when some ran and none failed or errored."""
     try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
+        counts = junit_counts(path)
+    except HarnessError:
         return None
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    counts = {key: sum(int(s.get(key, 0) or 0) for s in suites) for key in ("tests", "failures", "errors", "skipped")}
     passed = counts["tests"] > 0 and counts["failures"] == counts["errors"] == 0
     return _Result("tests", "passed" if passed else "failed", counts, path.name)
 
@@ -128,7 +127,7 @@ def compute_audit_score(evidence_dir: Path) -> AuditScore:
     gates = [
         r
         for check, r in sorted(reports.items())
-        if check not in INFORMATIONAL and not check.startswith(("golden", "invariant", "milestone"))
+        if check not in UNSCORED_CHECKS and not check.startswith(("golden", "invariant", "milestone"))
     ]
     if tests is not None and "tests" not in reports:
         gates.append(tests)
@@ -221,10 +220,7 @@ def close_milestone(
     except HarnessError as exc:
         raise LedgerError(f"cannot resolve commit {commit_ref!r}: {exc}") from None
     when = _utc(moment or now or datetime.now(UTC))
-    try:
-        shown_dir = evidence_dir.resolve().relative_to(cfg.repo_root.resolve()).as_posix()
-    except ValueError:
-        shown_dir = str(evidence_dir)
+    shown_dir = repo_relative(evidence_dir, cfg.repo_root)
     body = evidence_markdown(score, milestone, evidence_dir, shown_dir, _utc(now or datetime.now(UTC)))
 
     summary_path = artifact_path(milestones_dir, milestone, "summary")

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness import cli
-from harness.cli import FormatOpt, JsonOpt, OutputOpt, StrictOpt
+from harness.cli_options import FormatOpt, JsonOpt, OutputOpt, StrictOpt, config, finish
 
 ledger_app = typer.Typer(help="The milestone ledger (docs/serena.md) and its milestone folders.", no_args_is_help=True)
 milestone_app = typer.Typer(help="Scaffold and close milestones.", no_args_is_help=True)
@@ -24,15 +23,15 @@ def check_command(
     output: OutputOpt = "-",
     as_json: JsonOpt = False,
     strict: StrictOpt = None,
-) -> None:
+) -> int:
     """Table schema, status values, unique ids, each milestone's folder and artifacts, contradictions."""
     from harness.ledger.check import ledger_base_check, ledger_check
 
-    cfg = cli.config(strict=strict)
+    cfg = config(strict=strict)
     results = [ledger_check(cfg)]
     if base:
         results.append(ledger_base_check(cfg, base))
-    cli.finish(results, fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
+    return finish(results, fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
 
 
 @milestone_app.command("new")
@@ -43,12 +42,12 @@ def new_command(
     fmt: FormatOpt = "terminal",
     output: OutputOpt = "-",
     as_json: JsonOpt = False,
-) -> None:
+) -> int:
     """Scaffold docs/milestones/MNN/ from the templates and add a planned row to the ledger."""
     from harness.ledger.scaffold import milestone_new
 
-    cfg = cli.config()
-    cli.finish([milestone_new(cfg, milestone, title, branch=branch)], fmt=fmt, as_json=as_json, output=output)
+    cfg = config()
+    return finish([milestone_new(cfg, milestone, title, branch=branch)], fmt=fmt, as_json=as_json, output=output)
 
 
 @milestone_app.command("close")
@@ -66,13 +65,13 @@ def close_command(
     output: OutputOpt = "-",
     as_json: JsonOpt = False,
     strict: StrictOpt = None,
-) -> None:
+) -> int:
     """Compute the audit score from the evidence, fill the summary's evidence section, and close the row."""
     from harness.ledger.close import close_milestone
 
     if completed_at not in ("now", "commit"):
         raise typer.BadParameter(f"{completed_at!r}; use now or commit", param_hint="--completed-at")
-    cfg = cli.config(strict=strict)
+    cfg = config(strict=strict)
     result = close_milestone(
         cfg,
         milestone,
@@ -82,7 +81,7 @@ def close_command(
         dry_run=dry_run,
         strict=cfg["strict"],
     )
-    cli.finish([result], fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
+    return finish([result], fmt=fmt, as_json=as_json, output=output, strict=cfg["strict"])
 
 
 def register(app: typer.Typer) -> None:

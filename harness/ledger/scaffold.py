@@ -10,7 +10,7 @@ from harness.config import HarnessConfig
 from harness.errors import LedgerError
 from harness.ledger.model import ARTIFACTS, EMPTY, MILESTONE_ID, LedgerRow, artifact_path, read_ledger
 from harness.outcome import CheckResult, Outcome
-from serena.fileio import atomic_write_text
+from harness.output import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 

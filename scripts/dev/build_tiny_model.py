@@ -88,7 +88,8 @@ def build(out_dir: Path) -> None:
             pad_token_id=513,
         )
     )
-    # "sample" prediction makes random-weight outputs respond to prompt, CFG and steps (see DESIGN.md).
+    # The UNet predicts the clean sample ("sample" prediction): with random weights that is what makes the output
+    # respond to prompt, CFG and steps. Samplers that need epsilon or v-prediction (DPM2, PLMS) are refused for it.
     scheduler = DDIMScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,

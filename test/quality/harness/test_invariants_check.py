@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from support import REPO_ROOT
 
-import invariants.snapshots as snapshots
 from harness.cli import main
 from harness.config import load_config
+from harness.invariants.check import InvariantStatus, check_invariants
 from harness.outcome import Outcome
-from invariants.check import InvariantStatus, check_invariants
 
 
 def registry(tmp_path: Path, *entries: tuple[str, str, list[str]]) -> Path:
@@ -134,14 +133,24 @@ def test_a_renamed_golden_case_makes_its_invariant_unverified(tmp_path: Path) ->
 
 
 def test_golden_verdicts_are_read_from_a_report(tmp_path: Path) -> None:
+    from harness.golden.compare import CaseVerdict, Verdict
+    from harness.golden.document import write_document
+    from harness.golden.manifest import Tolerances
+    from harness.golden.report import GoldenReport
+    from harness.golden.selection import Selection
+
     report_dir = tmp_path / "golden"
-    report_dir.mkdir()
-    document = {
-        "schema_version": 1,
-        "kind": "serena-golden-report",
-        "cases": [{"case": "t2i-euler", "verdict": "changed"}, {"case": "t2i-heun", "verdict": "identical"}],
-    }
-    (report_dir / "golden.json").write_text(json.dumps(document))
+    verdicts = [CaseVerdict("t2i-euler", Verdict.CHANGED, reason="image 0"), CaseVerdict("t2i-heun", Verdict.IDENTICAL)]
+    golden_run = GoldenReport(
+        environment_key="cpu-fp32",
+        golden_dir="harness/goldens/cpu-fp32",
+        tolerances=Tolerances(phash_bits=8, mean_abs=1.0),
+        verdicts=verdicts,
+        unused=[],
+        selection=Selection(("t2i-euler", "t2i-heun")),
+        recorded_ids=["t2i-euler", "t2i-heun"],
+    )
+    write_document(golden_run, report_dir)
     path = registry(
         tmp_path,
         ("blocking", "image-outputs", ["golden:t2i-euler"]),
@@ -158,9 +167,10 @@ def test_golden_verdicts_are_read_from_a_report(tmp_path: Path) -> None:
 
 @pytest.fixture
 def snapshot_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the committed snapshots, made the configured folder through its environment variable."""
     folder = tmp_path / "snapshots"
-    shutil.copytree(snapshots.SNAPSHOT_DIR, folder)
-    monkeypatch.setattr(snapshots, "SNAPSHOT_DIR", folder)
+    shutil.copytree(REPO_ROOT / "invariants" / "snapshots", folder)
+    monkeypatch.setenv("SERENA_INVARIANTS_SNAPSHOTS_DIR", str(folder))
     return folder
 
 
@@ -197,6 +207,7 @@ def test_a_changed_schema_field_fails_with_the_diff_shown(
 def test_a_missing_snapshot_file_is_unverified(snapshot_copy: Path, tmp_path: Path) -> None:
     (snapshot_copy / "seam-api.txt").unlink()
     path = registry(tmp_path, ("blocking", "runtime-context", ["snapshot:seam-api", "snapshot:no-such"]))
-    report = check_invariants(load_config(REPO_ROOT, environ={}), registry=path)
+    environ = {"SERENA_INVARIANTS_SNAPSHOTS_DIR": str(snapshot_copy)}
+    report = check_invariants(load_config(REPO_ROOT, environ=environ), registry=path)
     assert report.outcomes[0].status is InvariantStatus.UNVERIFIED
     assert [v.detail for v in report.outcomes[0].verifiers][1] == "no such snapshot"

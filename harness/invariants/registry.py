@@ -1,4 +1,4 @@
-"""Reading and validating `invariants/registry.toml`: schema, unique ids, known surfaces, verifier references."""
+"""Reading and validating the invariant registry (`invariants/registry.toml`): schema, ids, surfaces, verifiers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Literal
 
 from harness.errors import InvariantsError
 
-REGISTRY_PATH = Path(__file__).with_name("registry.toml")
 SURFACES = (
     "image-outputs",
     "generation-semantics",
@@ -67,7 +66,7 @@ def parse_verifier(text: str, where: str) -> VerifierRef:
     return VerifierRef(kind, target.strip())  # type: ignore[arg-type]
 
 
-def load_registry(path: Path = REGISTRY_PATH) -> list[Invariant]:
+def load_registry(path: Path) -> list[Invariant]:
     """Every invariant, validated; the first problem is an InvariantsError naming file, invariant and field."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))

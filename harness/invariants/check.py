@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from harness.config import HarnessConfig
-from harness.errors import InvariantsError
+from harness.errors import HarnessError, InvariantsError
+from harness.invariants.registry import Invariant, VerifierRef, load_registry
+from harness.invariants.snapshots import SNAPSHOTS, compare_snapshot
 from harness.outcome import CheckResult, Outcome
-from invariants.registry import Invariant, VerifierRef, load_registry
-from invariants.snapshots import SNAPSHOTS, compare_snapshot
+from harness.pytest_runner import junit_results, run_pytest
 
 Progress = Callable[[str], None]
 
@@ -107,29 +107,9 @@ def _node_matches(node: str, collected_or_run: str) -> bool:
 def read_junit(path: Path, repo: Path) -> dict[str, str]:
     """node id → passed / failed / not run, from a JUnit XML written by pytest."""
     try:
-        root = ET.parse(path).getroot()
-    except FileNotFoundError:
-        raise InvariantsError(f"{path}: JUnit results not found") from None
-    except ET.ParseError as exc:
-        raise InvariantsError(f"{path}: corrupt JUnit XML ({exc})") from None
-    results: dict[str, str] = {}
-    for case in root.iter("testcase"):
-        parts = case.get("classname", "").split(".")
-        name = case.get("name", "")
-        # pytest's classname is the dotted module path, followed by the class for tests in a class
-        node = f"{'/'.join(parts)}.py::{name}"
-        for split in range(len(parts), 0, -1):
-            module = "/".join(parts[:split]) + ".py"
-            if (repo / module).is_file():
-                node = "::".join([module, *parts[split:], name])
-                break
-        if case.find("failure") is not None or case.find("error") is not None:
-            results[node] = "failed"
-        elif case.find("skipped") is not None:
-            results[node] = "not run"
-        else:
-            results[node] = "passed"
-    return results
+        return junit_results(path, repo)
+    except HarnessError as exc:
+        raise InvariantsError(str(exc)) from None
 
 
 def _pytest_outcomes(refs: list[VerifierRef], repo: Path, junit: Path | None, run: bool) -> dict[str, VerifierOutcome]:
@@ -152,21 +132,7 @@ def _pytest_outcomes(refs: list[VerifierRef], repo: Path, junit: Path | None, ru
     elif run:
         with tempfile.TemporaryDirectory() as folder:
             report = Path(folder) / "junit.xml"
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    f"--junitxml={report}",
-                    *sorted({ref.target for ref in resolved}),
-                ],
-                cwd=repo,
-                capture_output=True,
-                text=True,
-            )
+            run_pytest(repo, *sorted({ref.target for ref in resolved}), junit=report)
             results = read_junit(report, repo) if report.is_file() else {}
     else:
         results = {}
@@ -198,12 +164,12 @@ def _golden_outcomes(
     wanted = sorted({case for found in matches.values() for case in found})
     verdicts: dict[str, str] = {}
     if golden_report is not None:
-        from harness.golden.document import read_document
+        from harness.golden.document import read_report
 
-        document = read_document(golden_report)
-        verdicts = {case["case"]: case["verdict"] for case in document["cases"]}
+        verdicts = {v.case_id: str(v.verdict) for v in read_report(golden_report).verdicts}
     elif run and wanted:
-        from harness.golden.session import Selection, run_goldens
+        from harness.golden.selection import Selection
+        from harness.golden.session import run_goldens
 
         if progress:
             progress(f"golden: running {len(wanted)} cases")
@@ -230,18 +196,19 @@ def _golden_outcomes(
 
 
 # -- snapshots --------------------------------------------------------------------------------
-def _snapshot_outcomes(refs: list[VerifierRef], run: bool) -> dict[str, VerifierOutcome]:
+def _snapshot_outcomes(refs: list[VerifierRef], snapshots_dir: Path, run: bool) -> dict[str, VerifierOutcome]:
     outcomes: dict[str, VerifierOutcome] = {}
     for ref in refs:
         snapshot = SNAPSHOTS.get(ref.target)
         if snapshot is None:
             outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.MISSING, "no such snapshot")
-        elif not snapshot.path.is_file():
-            outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.MISSING, f"{snapshot.path} not committed")
+        elif not snapshot.path(snapshots_dir).is_file():
+            where = snapshot.path(snapshots_dir)
+            outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.MISSING, f"{where} not committed")
         elif not run:
             outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.NOT_RUN, "not compared")
         else:
-            result = compare_snapshot(snapshot)
+            result = compare_snapshot(snapshot, snapshots_dir)
             if result.status == "match":
                 outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.PASSED, "matches")
             elif result.status == "differs":
@@ -293,7 +260,7 @@ def check_invariants(
     progress: Progress | None = None,
 ) -> InvariantsReport:
     """Validate the registry, resolve and run (or read) every verifier, and judge each invariant."""
-    invariants = load_registry(registry) if registry else load_registry()
+    invariants = load_registry(registry or cfg.path("invariants.registry"))
     refs = [ref for inv in invariants for ref in inv.verified_by]
     by_kind: dict[str, list[VerifierRef]] = {"pytest": [], "golden": [], "snapshot": []}
     for ref in refs:
@@ -306,7 +273,7 @@ def check_invariants(
         results[("pytest", target)] = outcome
     for target, outcome in _golden_outcomes(by_kind["golden"], cfg, golden_report, run, progress).items():
         results[("golden", target)] = outcome
-    for target, outcome in _snapshot_outcomes(by_kind["snapshot"], run).items():
+    for target, outcome in _snapshot_outcomes(by_kind["snapshot"], cfg.path("invariants.snapshots_dir"), run).items():
         results[("snapshot", target)] = outcome
     outcomes = []
     for invariant in invariants:

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-SNAPSHOT_DIR = Path(__file__).with_name("snapshots")
 HELP_COLUMNS = "100"
 
 
@@ -205,9 +204,9 @@ class Snapshot:
     filename: str
     produce: Callable[[], str]
 
-    @property
-    def path(self) -> Path:
-        return SNAPSHOT_DIR / self.filename
+    def path(self, snapshots_dir: Path) -> Path:
+        """Where the committed text lives in `snapshots_dir` (configuration key invariants.snapshots_dir)."""
+        return snapshots_dir / self.filename
 
 
 SNAPSHOTS: dict[str, Snapshot] = {
@@ -234,11 +233,11 @@ class SnapshotResult:
     detail: str = ""
 
 
-def compare_snapshot(snapshot: Snapshot, *, update: bool = False) -> SnapshotResult:
+def compare_snapshot(snapshot: Snapshot, snapshots_dir: Path, *, update: bool = False) -> SnapshotResult:
     """Produce the surface now and compare it with the committed text; with update, rewrite it atomically."""
-    from serena.fileio import atomic_write_text
+    from harness.output import atomic_write_text
 
-    path = snapshot.path
+    path = snapshot.path(snapshots_dir)
     try:
         current = snapshot.produce()
     except Exception as exc:  # noqa: BLE001 - a surface that cannot be produced is a failed verifier, not a crash

@@ -12,13 +12,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
 from harness import cli
 from harness.config import HarnessConfig, load_config
 from harness.gates.audit import AuditRun, audit_gate
+from harness.gates.ci_environment import write_environment
 from harness.gates.coverage import changed_lines_coverage, coverage_gate
 from harness.gates.deps import PipCheck, deps_gate, read_lock
-from harness.gates.environment import write_environment
 from harness.outcome import Outcome
 
 PYPROJECT = """\
@@ -449,7 +450,7 @@ def test_the_gates_are_registered_on_the_cli(capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.skipif(os.name != "posix", reason="shell wrappers are bash")
 def test_ci_wrappers_are_thin_and_strict() -> None:
-    scripts = Path(__file__).resolve().parents[2] / "scripts" / "ci"
+    scripts = REPO_ROOT / "scripts" / "ci"
     wrappers = {
         "verify_pinned_deps.sh": "deps",
         "coverage_gate.sh": "coverage",

@@ -12,7 +12,7 @@ from harness import exit_codes
 from harness.config import KEYS, find_repo_root, load_config
 from harness.errors import ConfigError
 from harness.outcome import CheckResult, Outcome, combine, exit_code
-from harness.report import (
+from harness.render import (
     github_annotations,
     render,
     render_json,

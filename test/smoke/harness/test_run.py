@@ -112,3 +112,67 @@ def test_run_exits_by_the_documented_codes_and_writes_the_summary(
     if code == 1:
         assert "::error title=serena-verify tests::tests problem" in out or "::error" in out
     assert "informational" in out
+
+
+@pytest.fixture
+def stubbed_checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Every step of run_all replaced by a passing result; a test swaps one for a failure of the code under test."""
+    import harness.gates.audit
+    import harness.gates.ci_environment
+    import harness.gates.coverage
+    import harness.gates.deps
+    import harness.invariants.check
+    import harness.ledger.check
+
+    def passing(name: str):
+        return lambda *args, **kwargs: CheckResult(name, Outcome.PASSED, f"{name} passed")
+
+    class Invariants:
+        def check_result(self) -> CheckResult:
+            return CheckResult("invariants", Outcome.PASSED, "invariants passed")
+
+    for module, attribute, name in (
+        (harness.run, "ruff_check", "ruff"),
+        (harness.run, "suite_check", "tests"),
+        (harness.run, "golden_check", "golden"),
+        (harness.gates.coverage, "coverage_gate", "coverage"),
+        (harness.gates.deps, "deps_gate", "deps"),
+        (harness.gates.audit, "audit_gate", "audit-deps"),
+        (harness.ledger.check, "ledger_check", "ledger"),
+        (harness.gates.ci_environment, "write_environment", "env"),
+    ):
+        monkeypatch.setattr(module, attribute, passing(name))
+    monkeypatch.setattr(harness.invariants.check, "check_invariants", lambda *args, **kwargs: Invariants())
+
+    def explode(*args: object, **kwargs: object) -> CheckResult:
+        raise RuntimeError("the scheduler raised\nin step 3")
+
+    monkeypatch.setattr(harness.run, "golden_check", explode)
+    return {}
+
+
+def test_a_check_that_raises_fails_itself_and_the_others_still_run(stubbed_checks, tmp_path: Path) -> None:
+    report = harness.run.run_all(load_config(tmp_path, environ={}), evidence=tmp_path / "evidence")
+    checks = [r.check for r in report.results]
+    assert checks == ["ruff", "tests", "coverage", "golden", "invariants", "deps", "audit-deps", "ledger", "env"]
+    golden = report.results[3]
+    assert golden.outcome is Outcome.FAILED
+    assert golden.problems == ("unexpected RuntimeError: the scheduler raised in step 3",)
+    assert all(r.outcome is Outcome.PASSED for r in report.results if r.check != "golden")
+    assert report.overall() is Outcome.FAILED
+
+
+def test_run_with_a_raising_check_exits_1_and_writes_the_whole_bundle(
+    stubbed_checks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SERENA_DEBUG", raising=False)
+    evidence = tmp_path / "evidence"
+    assert main(["run", "--evidence-dir", str(evidence)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    summary = json.loads((evidence / "summary.json").read_text())
+    assert summary["outcome"] == "failed"
+    golden = next(r for r in summary["results"] if r["check"] == "golden")
+    assert golden["outcome"] == "failed" and "RuntimeError" in golden["summary"]
+    assert "golden" in (evidence / "summary.md").read_text() and (evidence / "invariants.json").is_file()
+    assert any(line.split()[:2] == ["golden", "FAIL"] for line in captured.out.splitlines())

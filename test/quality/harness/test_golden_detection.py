@@ -17,8 +17,10 @@ from harness.config import HarnessConfig, load_config
 from harness.golden.calibrate import calibrate, selftest
 from harness.golden.compare import Verdict
 from harness.golden.manifest import load_golden_set
+from harness.golden.report import GoldenReport
 from harness.golden.runner import PROMPT_STAGE
-from harness.golden.session import GoldenReport, Selection, run_goldens
+from harness.golden.selection import Selection
+from harness.golden.session import run_goldens
 from harness.outcome import Outcome
 from serena.runtime_utils import AppliedOverrides
 
@@ -57,9 +59,17 @@ FEW = Selection(("t2i-euler", "t2i-ddim-batch", "i2i-ddim-gradient"))
 
 
 def test_the_committed_set_passes_for_the_selected_cases(golden_copy: HarnessConfig) -> None:
+    """Bit-identical on the CPU model the set was recorded on; within the set's tolerance on another CPU model,
+    whose float kernels differ (the committed set's fingerprint names its CPU)."""
+    from harness.golden.set_key import fingerprint
+
     report = run_goldens(golden_copy, selection=FEW)
     assert report.outcome() is Outcome.PASSED
-    assert {v.verdict for v in report.verdicts} == {Verdict.IDENTICAL}
+    recorded_cpu = load_golden_set(golden_copy.path("golden.goldens_dir"), "cpu-fp32").recorded_with.get("cpu")
+    if fingerprint("cpu", golden_copy["golden.num_threads"])["cpu"] == recorded_cpu:
+        assert {v.verdict for v in report.verdicts} == {Verdict.IDENTICAL}
+    else:
+        assert {v.verdict for v in report.verdicts} <= {Verdict.IDENTICAL, Verdict.EQUIVALENT}
 
 
 def test_a_seed_offset_is_changed_and_traced_to_the_first_latents(
@@ -296,15 +306,24 @@ def test_ab_with_a_missing_base_fails_loudly(tiny_repo: Path) -> None:
         run_ab(load_config(tiny_repo, environ={}), "HEAD~5")
 
 
-def test_document_round_trip_keeps_the_verdicts(golden_copy: HarnessConfig, tmp_path: Path) -> None:
-    from harness.golden.document import read_document, write_report_dir
+def test_a_published_report_reads_back_the_same(golden_copy: HarnessConfig, tmp_path: Path) -> None:
+    from harness.golden.document import read_report
+    from harness.golden.publish import write_golden_report
+    from harness.golden.render import RENDERERS
 
     report = run_goldens(golden_copy, selection=Selection(("t2i-ddim-batch",)))
-    document = read_document(write_report_dir(report, tmp_path / "report"))
-    assert document["outcome"] == "passed" and document["counts"]["identical"] == 1
+    folder = tmp_path / "report"
+    json_path = write_golden_report(report, folder)
+    document = json.loads(json_path.read_text(encoding="utf-8"))
+    assert document["outcome"] == "passed"
+    assert document["counts"]["identical"] + document["counts"]["equivalent"] == 1
     [case] = document["cases"]
     assert [image["actual_file"] for image in case["images"]] == [
         "actual/t2i-ddim-batch-0.png",
         "actual/t2i-ddim-batch-1.png",
     ]
-    assert json.loads(json.dumps({k: v for k, v in document.items() if k != "_base_dir"}))
+
+    again = read_report(folder)
+    assert again.outcome() is report.outcome() and again.check_result() == report.check_result()
+    for fmt, render in RENDERERS.items():
+        assert render(again) == render(report), fmt

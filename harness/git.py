@@ -1,4 +1,4 @@
-"""The git queries the gates and the ledger need: refs, HEAD, files and lines changed since a base."""
+"""The one git runner of the harness: refs, HEAD, files and lines changed since a base (gates, ledger, golden ab)."""
 
 from __future__ import annotations
 

@@ -9,25 +9,25 @@ from typing import Annotated
 
 import typer
 
+from harness.cli_options import JsonOpt, OutputOpt, StrictOpt, config
+from harness.errors import InvariantsError
+from harness.invariants.registry import Invariant, load_registry
 from harness.outcome import CheckResult, Outcome, exit_code
 from harness.output import write_output
+from harness.render import render_json
 
 invariants_app = typer.Typer(help="The invariant registry: list, show, check, snapshot.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Where the report goes ('-' = stdout).")]
 RegistryOpt = Annotated[
-    Path | None, typer.Option("--registry", help="Registry file (default invariants/registry.toml).")
+    Path | None, typer.Option("--registry", help="Registry file (default: [tool.serena.invariants] registry).")
 ]
 
 
-def _load(registry: Path | None):
-    from invariants.registry import load_registry
-
-    return load_registry(registry) if registry else load_registry()
+def _load(registry: Path | None) -> list[Invariant]:
+    return load_registry(registry or config().path("invariants.registry"))
 
 
 @invariants_app.command("list")
-def list_command(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+def list_command(registry: RegistryOpt = None, as_json: JsonOpt = False) -> int:
     """Every invariant: id, severity, surface, title and how many verifiers back it."""
     invariants = _load(registry)
     if as_json:
@@ -43,18 +43,17 @@ def list_command(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None
             for inv in invariants
         ]
         typer.echo(json.dumps(rows, indent=2))
-        return
+        return exit_code(Outcome.PASSED)
     for inv in invariants:
         typer.echo(f"{inv.id}  {inv.severity:<8}  {inv.surface:<21} {inv.title}  ({len(inv.verified_by)} verifiers)")
+    return exit_code(Outcome.PASSED)
 
 
 @invariants_app.command("show")
 def show_command(
     invariant_id: Annotated[str, typer.Argument(help="e.g. INV-001")], registry: RegistryOpt = None
-) -> None:
+) -> int:
     """One invariant in full, with its verifiers."""
-    from harness.errors import InvariantsError
-
     matches = [inv for inv in _load(registry) if inv.id == invariant_id]
     if not matches:
         raise InvariantsError(f"no invariant {invariant_id!r}; see `serena-verify invariants list`")
@@ -67,12 +66,11 @@ def show_command(
         typer.echo(f"  - {ref}")
     if not inv.verified_by:
         typer.echo("  (nothing: this invariant is unverified)")
+    return exit_code(Outcome.PASSED)
 
 
 def _render_check(result: CheckResult, as_json: bool) -> str:
     if as_json:
-        from harness.report import render_json
-
         return render_json([result])
     lines = []
     for row in result.figures["invariants"]:
@@ -100,14 +98,15 @@ def check_command(
     ] = None,
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
-) -> None:
+    strict: StrictOpt = None,
+) -> int:
     """Validate the registry, resolve every verifier, run them (or read --junit/--golden-report) and judge each
     invariant: verified, violated, unverified or not run. A blocking invariant not verified fails the check."""
-    from harness.cli import config
-    from invariants.check import check_invariants
+    from harness.invariants.check import check_invariants
 
+    cfg = config(strict=strict)
     report = check_invariants(
-        config(),
+        cfg,
         registry=registry,
         junit=junit,
         golden_report=golden_report,
@@ -115,30 +114,30 @@ def check_command(
     )
     result = report.check_result()
     write_output(_render_check(result, as_json), output)
-    raise typer.Exit(exit_code(result.outcome))
+    return exit_code(result.outcome, strict=cfg["strict"])
 
 
 @invariants_app.command("snapshot")
 def snapshot_command(
     names: Annotated[list[str] | None, typer.Argument(help="Snapshots to compare (default: all).")] = None,
     update: Annotated[bool, typer.Option("--update", help="Rewrite the committed snapshots from the code.")] = False,
-) -> None:
+) -> int:
     """Compare the snapshot verifiers with the code (a readable diff when they differ); --update rewrites them."""
-    from harness.errors import InvariantsError
-    from invariants.snapshots import SNAPSHOTS, compare_snapshot
+    from harness.invariants.snapshots import SNAPSHOTS, compare_snapshot
 
     chosen = names or list(SNAPSHOTS)
     unknown = [name for name in chosen if name not in SNAPSHOTS]
     if unknown:
         raise InvariantsError(f"no snapshot {unknown[0]!r}; known: {', '.join(SNAPSHOTS)}")
+    snapshots_dir = config().path("invariants.snapshots_dir")
     failed = False
     for name in chosen:
-        result = compare_snapshot(SNAPSHOTS[name], update=update)
+        result = compare_snapshot(SNAPSHOTS[name], snapshots_dir, update=update)
         typer.echo(f"{result.name}: {result.status}" + (f" ({result.detail})" if result.detail else ""))
         if result.diff:
             typer.echo(result.diff.rstrip())
         failed = failed or result.status in ("differs", "missing", "error")
-    raise typer.Exit(exit_code(Outcome.FAILED if failed else Outcome.PASSED))
+    return exit_code(Outcome.FAILED if failed else Outcome.PASSED)
 
 
 def register(app: typer.Typer) -> None:

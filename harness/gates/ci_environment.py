@@ -7,37 +7,20 @@ device line and torch's thread count.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import platform
 import sys
 from pathlib import Path
 
 from harness.config import HarnessConfig
-from harness.gates.git import GitError, head_sha, is_dirty
+from harness.git import GitError, head_sha, is_dirty
+from harness.machine import cpu_name, package_version
 from harness.outcome import CheckResult, Outcome
-from serena.fileio import atomic_write_text
+from harness.output import atomic_write_text
 
 ENVIRONMENT_NAME = "ci_environment.txt"
 PACKAGES = ("pip", "torch", "diffusers", "transformers", "safetensors", "imagehash", "pillow", "numpy")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def _device_lines(cuda_check: bool) -> list[tuple[str, str]]:
@@ -66,9 +49,9 @@ def environment_record(repo_root: Path, *, cuda_check: bool = False) -> list[tup
     threads = ", ".join(f"{name}={os.environ.get(name, 'unset')}" for name in THREAD_VARIABLES)
     record = [
         ("python", f"{platform.python_version()} ({platform.python_implementation()}, {sys.executable})"),
-        *((package, _version(package)) for package in PACKAGES),
+        *((package, package_version(package)) for package in PACKAGES),
         ("os", platform.platform()),
-        ("cpu", _cpu_model()),
+        ("cpu", cpu_name()),
         ("cpu count", str(os.cpu_count())),
         ("threads", threads),
         ("requirements.lock sha256", lock_sha),

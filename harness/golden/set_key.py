@@ -1,13 +1,13 @@
-"""Environment classes (device type + dtype) that key golden sets, and the fingerprint recorded with them."""
+"""Golden-set keys (device type + dtype, e.g. cpu-fp32) and the fingerprint of the machine a set was recorded on."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
-from importlib import metadata
-from pathlib import Path
 from typing import Any, Literal
+
+from harness.machine import cpu_name, package_version
 
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "fp16"]
@@ -24,24 +24,6 @@ def parse_environment_key(key: str) -> tuple[str, str]:
     if not sep or device not in ("cpu", "cuda") or precision not in ("fp32", "fp16"):
         raise ConfigError(f"environment key {key!r}: expected <cpu|cuda>-<fp32|fp16>")
     return device, precision
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _cpu_name() -> str:
-    try:
-        with Path("/proc/cpuinfo").open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cuda_available() -> tuple[bool, str]:
@@ -61,13 +43,13 @@ def fingerprint(device: str, threads: int) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "torch": _version("torch"),
-        "diffusers": _version("diffusers"),
-        "transformers": _version("transformers"),
-        "imagehash": _version("ImageHash"),
-        "pillow": _version("pillow"),
-        "numpy": _version("numpy"),
-        "cpu": _cpu_name(),
+        "torch": package_version("torch"),
+        "diffusers": package_version("diffusers"),
+        "transformers": package_version("transformers"),
+        "imagehash": package_version("ImageHash"),
+        "pillow": package_version("pillow"),
+        "numpy": package_version("numpy"),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "gpu": gpu,
         "threads": threads,

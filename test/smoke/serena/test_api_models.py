@@ -20,7 +20,8 @@ from support import gradient_image
 
 from serena import shared
 from serena.api import ApiError, bind_socket, create_app, decode_image, field_name, openapi_document, response_schemas
-from serena.api_models import ApiLimits, check_api_option, options_models, request_models
+from serena.api_models import ApiLimits, options_models, request_models
+from serena.api_policy import check_api_option
 from serena.cli import main
 from serena.errors import OptionError
 

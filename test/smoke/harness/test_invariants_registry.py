@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
 from harness.cli import main
 from harness.errors import InvariantsError
-from invariants.registry import SURFACES, load_registry
+from harness.invariants.registry import SURFACES, load_registry
 
 GOOD = """
 [[invariant]]
@@ -67,7 +68,7 @@ def test_empty_or_malformed_registry(tmp_path: Path, text: str, fragment: str) -
 
 
 def test_the_shipped_registry_covers_the_required_surfaces() -> None:
-    invariants = load_registry()
+    invariants = load_registry(REPO_ROOT / "invariants" / "registry.toml")
     surfaces = {inv.surface for inv in invariants}
     for surface in ("image-outputs", "file-outputs", "extensions", "api-schema", "cli", "options-isolation"):
         assert surface in surfaces
@@ -80,6 +81,6 @@ def test_list_and_show_through_the_cli(capsys: pytest.CaptureFixture[str]) -> No
     assert "INV-001  blocking" in capsys.readouterr().out
     assert main(["invariants", "show", "INV-012"]) == 0
     out = capsys.readouterr().out
-    assert "Options are restored after every run" in out and "pytest:test/smoke/test_temporary_opts.py" in out
+    assert "Options are restored after every run" in out and "pytest:test/smoke/serena/test_temporary_opts.py" in out
     assert main(["invariants", "show", "INV-999"]) == 2
     assert "no invariant 'INV-999'" in capsys.readouterr().err

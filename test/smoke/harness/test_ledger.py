@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
 from harness import cli
 from harness.config import HarnessConfig, load_config
@@ -346,7 +347,7 @@ def test_a_shallow_clone_without_the_base_fails_and_says_so(repo: Path, tmp_path
 
 def test_the_repository_ledger_passes_its_own_check() -> None:
     """docs/serena.md of this repository: the project's milestones, recorded and consistent."""
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     result = ledger_check(load_config(root, environ={}))
     assert result.outcome is Outcome.PASSED, result.problems
     ledger = parse_ledger(ledger_path(root).read_text(encoding="utf-8"), ledger_path(root))
@@ -354,7 +355,7 @@ def test_the_repository_ledger_passes_its_own_check() -> None:
 
 
 def test_help_and_ledger_check_never_import_torch() -> None:
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     code = (
         "import contextlib, io, sys\nfrom harness.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"

@@ -314,6 +314,75 @@ def test_merge_combines_shards_into_the_full_suite(shard_runs: Shards, tmp_path:
     assert json.loads((merged_dir / "golden.json").read_text(encoding="utf-8")) == merged
 
 
+def test_a_report_read_back_gives_the_same_document(sample_run: Run) -> None:
+    from harness.golden.document import read_report
+
+    document = sample_run.call.json()
+
+    report = read_report(sample_run.folder)
+
+    assert report.to_document() == document
+    for case in report.verdicts:
+        for image in case.images:
+            assert image.actual_file is not None and image.actual_file.parent == sample_run.folder / "actual"
+
+
+def _shard_report(shard: tuple[int, int] | None, verdicts: dict[str, str], **fields):
+    from harness.golden.compare import CaseVerdict, Verdict
+    from harness.golden.manifest import Tolerances
+    from harness.golden.report import GoldenReport
+    from harness.golden.selection import Selection
+
+    return GoldenReport(
+        environment_key="cpu-fp32",
+        golden_dir="goldens/cpu-fp32",
+        tolerances=Tolerances(8, 1.0),
+        verdicts=[CaseVerdict(case_id, Verdict(verdict)) for case_id, verdict in verdicts.items()],
+        unused=[],
+        selection=Selection(shard=shard),
+        recorded_ids=["a", "b", "c", "gone"],
+        **fields,
+    )
+
+
+def test_merge_judges_shards_by_the_rules_of_a_single_run() -> None:
+    from harness.golden.report import GoldenReport
+    from harness.outcome import Outcome
+
+    first = _shard_report((1, 2), {"a": "identical", "c": "equivalent"})
+    second = _shard_report((2, 2), {"b": "changed"}, updated=["b"])
+
+    merged = GoldenReport.merge([first, second])
+
+    # a case re-recorded by any shard does not fail the merge (not only the first shard's)
+    assert [v.case_id for v in merged.verdicts] == ["a", "b", "c"]
+    assert merged.unused == ["gone"] and merged.outcome() is Outcome.FAILED
+    assert [p.split(":")[0] for p in merged.check_result().problems] == ["gone"]
+    assert merged.selection.to_dict() == {"patterns": [], "shard": None, "merged_from": 2}
+    warned = GoldenReport.merge([first, _shard_report((2, 2), {"b": "identical"}, warn_unused=True)])
+    assert warned.outcome() is Outcome.FAILED  # warn_unused must hold for every shard
+    both_warned = GoldenReport.merge(
+        [_shard_report((1, 2), {"a": "identical"}, warn_unused=True), _shard_report((2, 2), {}, warn_unused=True)]
+    )
+    assert both_warned.outcome() is Outcome.PASSED and both_warned.unused == ["b", "c", "gone"]
+
+
+def test_merge_of_skipped_shards_is_skipped_with_their_reason() -> None:
+    from harness.golden.report import GoldenReport
+    from harness.outcome import Outcome
+
+    reason = "no CUDA device on this machine: the cuda-fp32 set cannot be run here"
+    skipped = [
+        _shard_report((k, 2), {case_id: "skipped"}, skipped_reason=reason) for k, case_id in ((1, "a"), (2, "b"))
+    ]
+
+    merged = GoldenReport.merge(skipped)
+
+    assert merged.outcome() is Outcome.SKIPPED and merged.check_result().reason == reason
+    mixed = GoldenReport.merge([skipped[0], _shard_report((2, 2), {"b": "identical"})])
+    assert mixed.outcome() is Outcome.FAILED
+
+
 def test_merging_a_report_with_itself_is_a_duplicate_case(shard_runs: Shards, tmp_path: Path) -> None:
     folder = shard_runs.first.folder
 

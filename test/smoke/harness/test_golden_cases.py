@@ -15,7 +15,7 @@ from support import REPO_ROOT
 from harness.errors import ConfigError, GoldenError
 from harness.golden.cases import SYNTHETIC_IMAGES, Case, init_image, load_cases, parse_case
 from harness.golden.measures import degenerate_reason, measure
-from harness.golden.session import Selection, parse_shard
+from harness.golden.selection import Selection, parse_shard
 
 SHIPPED_CASES_DIR = REPO_ROOT / "harness" / "cases"
 SHIPPED_INIT_IMAGE = "images/harbour-64.png"
@@ -114,6 +114,37 @@ def test_an_img2img_case_with_a_shipped_file_records_its_sha256(tmp_path: Path) 
     assert case.init_image == SHIPPED_INIT_IMAGE and case.denoising_strength == 0.6
     assert case.params()["init_image_sha256"] is not None
     assert init_image(case, tmp_path).size == (64, 64)
+
+
+def test_a_shipped_init_image_is_read_as_its_rgb_pixels() -> None:
+    [case] = [c for c in load_cases(SHIPPED_CASES_DIR) if c.init_image == SHIPPED_INIT_IMAGE]
+    with Image.open(SHIPPED_CASES_DIR / SHIPPED_INIT_IMAGE) as image:
+        expected = image.convert("RGB")
+
+    loaded = init_image(case, SHIPPED_CASES_DIR)
+
+    assert loaded.mode == "RGB" and loaded.size == expected.size
+    assert loaded.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "garbage"])
+def test_an_unreadable_init_image_names_case_and_file(tmp_path: Path, damage: str) -> None:
+    (tmp_path / "images").mkdir()
+    image_path = tmp_path / SHIPPED_INIT_IMAGE
+    shutil.copyfile(SHIPPED_CASES_DIR / SHIPPED_INIT_IMAGE, image_path)
+    case = load_one(tmp_path, {**IMG2IMG, "init_image": SHIPPED_INIT_IMAGE})
+    data = image_path.read_bytes()
+    if damage == "deleted":
+        image_path.unlink()
+    else:
+        image_path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a PNG at all")
+
+    with pytest.raises(GoldenError) as caught:
+        init_image(case, tmp_path)
+
+    message = str(caught.value)
+    assert "'i2i-sample'" in message and str(image_path) in message, message
+    assert "\n" not in message
 
 
 # -- validation errors: file, case and field --------------------------------------------------

@@ -1,17 +1,19 @@
-"""`temporary_opts`: overrides applied for the block and every original restored, whatever happens."""
+"""`temporary_opts` and the all-or-nothing option changes behind POST /options: every original comes back on failure."""
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serena import shared
-from serena.errors import OptionError, OptionsRestoreError
+from serena.errors import ConfigError, OptionError, OptionsRestoreError
 from serena.options import Options
-from serena.runtime_utils import temporary_opts
+from serena.runtime_utils import _apply_options_atomically, temporary_opts
 
 
 def test_overrides_apply_inside_and_are_restored_after_success() -> None:
@@ -236,3 +238,81 @@ def test_a_failing_and_an_interrupted_restore_still_restore_both_and_raise_the_i
     with pytest.raises(KeyboardInterrupt), temporary_opts({"eta_ddim": 0.5, "samples_format": "jpg"}, opts=opts):
         pass
     assert (opts.eta_ddim, opts.samples_format) == (0.0, "png")
+
+
+# -- all-or-nothing changes (the API's POST /options) ------------------------------------------------
+def _fails_on_call(number: int, error: BaseException):
+    """A change callback that raises `error` on its `number`-th call."""
+    calls = {"n": 0}
+
+    def callback() -> None:
+        calls["n"] += 1
+        if calls["n"] == number:
+            raise error
+
+    return callback
+
+
+def test_apply_atomically_sets_every_value_and_saves_only_those_keys(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"jpeg_quality": 80}), encoding="utf-8")
+    opts = Options()
+    _apply_options_atomically({"eta_ddim": 0.5, "disabled_extensions": ["a"]}, save=config, opts=opts)
+    assert (opts.eta_ddim, opts.disabled_extensions) == (0.5, ("a",))
+    assert json.loads(config.read_text(encoding="utf-8")) == {
+        "disabled_extensions": ["a"],
+        "eta_ddim": 0.5,
+        "jpeg_quality": 80,
+    }
+
+
+def test_apply_atomically_without_save_writes_nothing(tmp_path: Path) -> None:
+    opts = Options()
+    _apply_options_atomically({"samples_format": "jpg"}, opts=opts)
+    assert opts.samples_format == "jpg"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("values", [{"eta_ddim": 0.5, "jpeg_quality": 0}, {"eta_ddim": 0.5, "no_such": 1}])
+def test_apply_atomically_a_bad_value_or_key_changes_nothing(tmp_path: Path, values: dict) -> None:
+    opts = Options()
+    calls = []
+    opts.onchange("eta_ddim", lambda: calls.append("eta_ddim"))
+    with pytest.raises(OptionError):
+        _apply_options_atomically(values, save=tmp_path / "config.json", opts=opts)
+    assert opts.data == Options().data and calls == []
+    assert not (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("refused"), KeyboardInterrupt()])
+def test_apply_atomically_a_failure_midway_restores_what_was_set(tmp_path: Path, error: BaseException) -> None:
+    opts = Options()
+    opts.onchange("samples_save", _fails_on_call(1, error))
+    with pytest.raises(type(error)):
+        _apply_options_atomically(
+            {"eta_ddim": 0.5, "samples_save": False, "samples_format": "jpg"}, save=tmp_path / "config.json", opts=opts
+        )
+    assert (opts.eta_ddim, opts.samples_save, opts.samples_format) == (0.0, True, "png")
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_apply_atomically_a_failing_save_restores_every_value(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("{not json", encoding="utf-8")
+    opts = Options()
+    with pytest.raises(ConfigError, match="cannot update config file"):
+        _apply_options_atomically({"eta_ddim": 0.5, "samples_format": "jpg"}, save=config, opts=opts)
+    assert (opts.eta_ddim, opts.samples_format) == (0.0, "png")
+    assert config.read_text(encoding="utf-8") == "{not json"
+
+
+def test_apply_atomically_a_failing_restore_callback_still_restores_and_is_noted(tmp_path: Path) -> None:
+    opts = Options()
+    opts.onchange("eta_ddim", _fails_on_call(2, RuntimeError("cannot restore")))  # 1: the apply, 2: the restore
+    opts.onchange("samples_save", _fails_on_call(1, RuntimeError("refused")))
+    with pytest.raises(RuntimeError, match="refused") as caught:
+        _apply_options_atomically(
+            {"samples_format": "jpg", "eta_ddim": 0.5, "samples_save": False}, save=tmp_path / "c.json", opts=opts
+        )
+    assert (opts.samples_format, opts.eta_ddim, opts.samples_save) == ("png", 0.0, True)
+    assert any("eta_ddim" in note and "cannot restore" in note for note in caught.value.__notes__)

@@ -1,4 +1,4 @@
-"""Renderers for a list of check results: terminal table, JSON, Markdown and JUnit XML; each returns text."""
+"""Renderers of check results — terminal table, JSON, Markdown, JUnit XML — each taking the whole result set."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from xml.etree import ElementTree as ET
 from harness.outcome import CheckResult, Outcome, combine
 
 ResultsFormat = Literal["terminal", "json", "markdown", "junit"]
+RESULTS_FORMATS: tuple[ResultsFormat, ...] = ("terminal", "json", "markdown", "junit")
 JSON_SCHEMA_VERSION = 1
 _MARK = {
     Outcome.PASSED: "PASS",
@@ -19,46 +20,92 @@ _MARK = {
 }
 
 
-def render_terminal(results: Sequence[CheckResult], *, strict: bool = False) -> str:
+def _overall(results: Sequence[CheckResult], overall: Outcome | None, strict: bool) -> Outcome:
+    """The caller's overall outcome when it has one (e.g. a run with informational checks), else every result's."""
+    return overall if overall is not None else combine((r.outcome for r in results), strict=strict)
+
+
+def _informational_note(informational: Sequence[str]) -> list[str]:
+    if not informational:
+        return []
+    return [f"{', '.join(sorted(informational))}: informational (they set the exit code only with --strict)"]
+
+
+def render_terminal(
+    results: Sequence[CheckResult],
+    *,
+    overall: Outcome | None = None,
+    strict: bool = False,
+    title: str = "serena-verify",
+    informational: Sequence[str] = (),
+) -> str:
     width = max([len(r.check) for r in results] + [5])
     lines = [f"{'check'.ljust(width)}  outcome       summary", f"{'-' * width}  ------------  -------"]
     for result in results:
         detail = result.summary + (f" ({result.reason})" if result.reason else "")
         lines.append(f"{result.check.ljust(width)}  {_MARK[result.outcome]:<12}  {detail}")
         lines.extend(f"{' ' * width}    - {problem}" for problem in result.problems)
-    overall = combine((r.outcome for r in results), strict=strict)
-    lines.append(f"overall: {overall}")
+    lines.append(f"overall: {_overall(results, overall, strict)}")
+    lines.extend(_informational_note(informational))
     return "\n".join(lines) + "\n"
 
 
-def render_json(results: Sequence[CheckResult], *, strict: bool = False) -> str:
-    overall = combine((r.outcome for r in results), strict=strict)
-    document = {
+def render_json(
+    results: Sequence[CheckResult],
+    *,
+    overall: Outcome | None = None,
+    strict: bool = False,
+    title: str = "serena-verify",
+    informational: Sequence[str] = (),
+) -> str:
+    document: dict[str, object] = {
         "schema_version": JSON_SCHEMA_VERSION,
-        "outcome": str(overall),
+        "outcome": str(_overall(results, overall, strict)),
         "strict": strict,
         "results": [r.to_dict() for r in results],
     }
+    if informational:
+        document["informational"] = sorted(informational)
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
 
 
-def render_markdown(results: Sequence[CheckResult], *, strict: bool = False) -> str:
-    overall = combine((r.outcome for r in results), strict=strict)
-    lines = [f"### serena-verify: {overall}", "", "| check | outcome | summary |", "| --- | --- | --- |"]
+def render_markdown(
+    results: Sequence[CheckResult],
+    *,
+    overall: Outcome | None = None,
+    strict: bool = False,
+    title: str = "serena-verify",
+    informational: Sequence[str] = (),
+) -> str:
+    lines = [
+        f"### {title}: {_overall(results, overall, strict)}",
+        "",
+        "| check | outcome | summary |",
+        "| --- | --- | --- |",
+    ]
     for result in results:
         detail = result.summary + (f" — {result.reason}" if result.reason else "")
         lines.append(f"| {result.check} | {_MARK[result.outcome]} | {detail.replace('|', '∣')} |")
     for result in results:
         if result.problems:
             lines += ["", f"**{result.check}**", ""] + [f"- {problem}" for problem in result.problems]
+    if informational:
+        lines += ["", *_informational_note(informational)]
     return "\n".join(lines) + "\n"
 
 
-def render_junit(results: Sequence[CheckResult], *, strict: bool = False) -> str:
-    suite = ET.Element("testsuite", name="serena-verify", tests=str(len(results)))
+def render_junit(
+    results: Sequence[CheckResult],
+    *,
+    overall: Outcome | None = None,
+    strict: bool = False,
+    title: str = "serena-verify",
+    informational: Sequence[str] = (),
+) -> str:
+    suite = ET.Element("testsuite", name=title, tests=str(len(results)))
     failures = errors = skipped = 0
     for result in results:
-        case = ET.SubElement(suite, "testcase", classname="serena-verify", name=result.check)
+        case = ET.SubElement(suite, "testcase", classname=title, name=result.check)
         failing = result.outcome is Outcome.FAILED or (strict and result.outcome is Outcome.SKIPPED)
         if failing:
             failures += 1
@@ -84,8 +131,17 @@ RENDERERS = {
 }
 
 
-def render(results: Sequence[CheckResult], fmt: ResultsFormat, *, strict: bool = False) -> str:
-    return RENDERERS[fmt](results, strict=strict)
+def render(
+    results: Sequence[CheckResult],
+    fmt: ResultsFormat,
+    *,
+    overall: Outcome | None = None,
+    strict: bool = False,
+    title: str = "serena-verify",
+    informational: Sequence[str] = (),
+) -> str:
+    """Render with the format's renderer; `overall` and `informational` come from the caller's own rule."""
+    return RENDERERS[fmt](results, overall=overall, strict=strict, title=title, informational=informational)
 
 
 def github_annotations(results: Sequence[CheckResult], *, strict: bool = False) -> str:
