@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from harness.cli_options import FormatOpt, JsonOpt, OutputOpt, StrictOpt, choose_format, config
+from harness.cli_options import JsonOpt, OutputOpt, StrictOpt, choose_format, config
 from harness.outcome import exit_code
 from harness.output import append_step_summary, write_output
 
@@ -24,6 +24,8 @@ golden_app = typer.Typer(
 )
 
 FORMATS = ("terminal", "json", "junit", "markdown", "html")
+# golden reports have one more format than check results (html), so their --format says so
+FormatOpt = Annotated[str, typer.Option("--format", help="terminal, json, junit, markdown or html.")]
 CaseOpt = Annotated[list[str] | None, typer.Option("--case", "-k", help="Case id or glob (repeatable).")]
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Run only shard k of N, e.g. 2/4.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda: picks the golden set (cpu-fp32, …).")]

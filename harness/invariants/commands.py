@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli_options import JsonOpt, OutputOpt, StrictOpt, config
+from harness.cli_options import OutputOpt, StrictOpt, config
 from harness.errors import InvariantsError
 from harness.invariants.registry import Invariant, load_registry
 from harness.outcome import CheckResult, Outcome, exit_code
@@ -18,8 +18,11 @@ from harness.render import render_json
 
 invariants_app = typer.Typer(help="The invariant registry: list, show, check, snapshot.", no_args_is_help=True)
 RegistryOpt = Annotated[
-    Path | None, typer.Option("--registry", help="Registry file (default: [tool.serena.invariants] registry).")
+    Path | None,
+    typer.Option("--registry", help="Registry file (default invariants/registry.toml; [tool.serena.invariants])."),
 ]
+# these commands have no --format: --json is the one alternative to their own text
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _load(registry: Path | None) -> list[Invariant]:
