@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -91,3 +93,20 @@ def show_file(repo_root: Path, ref: str, path: str) -> str | None:
         return git(repo_root, "show", f"{ref}:./{path}")
     except GitError:
         return None
+
+
+@contextlib.contextmanager
+def worktree(repo_root: Path, sha: str, path: Path) -> Iterator[Path]:
+    """A detached checkout of `sha` at `path` for the duration of the block, removed afterwards."""
+    git(repo_root, "worktree", "add", "--detach", "--force", str(path), sha)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(GitError):  # cleaning up must not hide the block's own error
+            git(repo_root, "worktree", "remove", "--force", str(path))
+
+
+def dirty_files(repo_root: Path) -> list[str]:
+    """Tracked files whose working-tree content differs from HEAD, and untracked files git does not ignore."""
+    output = git(repo_root, "status", "--porcelain", "--untracked-files=all")
+    return [line[3:] for line in output.splitlines() if line]

@@ -6,7 +6,6 @@ enters the verdict.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from harness.config import HarnessConfig
 from harness.errors import ConfigError, GoldenError, RuntimeFailure
 from harness.git import GitError, git
+from harness.git import worktree as git_worktree
 from harness.golden.cases import Case, init_image, load_cases
 from harness.golden.compare import CaseVerdict, ImageComparison, Verdict, compare_images, worst
 from harness.golden.manifest import Tolerances
@@ -40,7 +40,15 @@ def resolve_base(repo: Path, ref: str) -> str:
         ) from None
 
 
-def _run_worker(serena_root: Path, job_file: Path, out: Path, label: str) -> dict:
+class CasesDidNotRun(RuntimeFailure):
+    """One side of the A/B could not run its cases; `side` says which (base or head)."""
+
+    def __init__(self, message: str, side: str) -> None:
+        super().__init__(message)
+        self.side = side
+
+
+def _run_worker(serena_root: Path, job_file: Path, out: Path, label: str, *, side: str) -> dict:
     result = subprocess.run(
         [sys.executable, str(WORKER), "--serena-root", str(serena_root), "--job", str(job_file), "--out", str(out)],
         capture_output=True,
@@ -49,7 +57,7 @@ def _run_worker(serena_root: Path, job_file: Path, out: Path, label: str) -> dic
     )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeFailure(f"{label}: the cases could not run ({last})")
+        raise CasesDidNotRun(f"{label}: the cases could not run ({last})", side)
     return json.loads((out / "done.json").read_text(encoding="utf-8"))
 
 
@@ -74,7 +82,6 @@ def run_ab(
     tolerances = Tolerances.resolve(cfg, None)  # no recorded set: both sides run fresh
     root = Path(work_dir or tempfile.mkdtemp(prefix="serena-ab-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    worktree = root / "base-worktree"
     job = {"threads": cfg["golden.num_threads"], "cases": []}
     (root / "init").mkdir(exist_ok=True)
     for case in cases:
@@ -86,17 +93,13 @@ def run_ab(
         job["cases"].append(entry)
     job_file = root / "job.json"
     job_file.write_text(json.dumps(job), encoding="utf-8")
-    git(repo, "worktree", "add", "--detach", "--force", str(worktree), base_sha)
-    try:
+    with git_worktree(repo, base_sha, root / "base-worktree") as checkout:
         if progress:
             progress(f"base {base_sha[:10]}: running {len(cases)} cases")
-        base = _run_worker(worktree, job_file, root / "base", f"base {base_ref}")
+        base = _run_worker(checkout, job_file, root / "base", f"base {base_ref}", side="base")
         if progress:
             progress(f"working tree: running {len(cases)} cases")
-        head = _run_worker(repo, job_file, root / "head", "working tree")
-    finally:
-        with contextlib.suppress(GitError):  # cleaning up must not hide the run's own error
-            git(repo, "worktree", "remove", "--force", str(worktree))
+        head = _run_worker(repo, job_file, root / "head", "working tree", side="head")
     verdicts = [_judge(case, base["cases"][case.id], head["cases"][case.id], root, tolerances) for case in cases]
     report = GoldenReport(
         environment_key=f"ab {base_sha[:10]}..working-tree",

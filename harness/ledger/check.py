@@ -4,20 +4,28 @@ base ref — that a runtime change came with its ledger row and milestone folder
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from harness.config import HarnessConfig, repo_relative
+from harness.errors import HarnessError
 from harness.git import GitError, changed_files, git, is_shallow, ref_exists, show_file
+from harness.golden.cases import load_cases
+from harness.invariants.registry import load_registry
+from harness.invariants.snapshots import SNAPSHOTS
 from harness.ledger.model import (
     ARTIFACTS,
+    COMPUTED_SHAPE_MARK,
     EMPTY,
     MILESTONE_ID,
     RECORDED_SCORE,
     SCORE,
     STATUSES,
     SUMMARY_SECTIONS,
+    SUMMARY_SECTIONS_COMPUTED,
     Ledger,
     LedgerRow,
     artifact_path,
@@ -28,6 +36,7 @@ from harness.ledger.model import (
     unticked_criteria,
     verdict_of,
 )
+from harness.ledger.plan import Plan, PlanError, check_references, has_front_matter, parse_plan
 from harness.outcome import CheckResult, Outcome
 
 RUNTIME_DIR = "serena/"
@@ -99,10 +108,13 @@ def summary_problems(
     mid: str, summary_text: str, where: str, *, plan_text: str | None, plan_where: str, row_score: str
 ) -> list[str]:
     """A closed milestone's summary: every section present and filled, its computed score equal to the row's,
-    a stated verdict, and no Met verdict while exit criteria of the plan are unticked."""
+    and a stated verdict. A summary closed before milestones declared their claim keeps the shape it had then:
+    six sections, and no Met verdict while exit criteria of the plan are unticked."""
     problems: list[str] = []
     summary = sections(summary_text)
-    for heading in SUMMARY_SECTIONS:
+    computed = COMPUTED_SHAPE_MARK in summary or (plan_text is not None and has_front_matter(plan_text))
+    required = SUMMARY_SECTIONS_COMPUTED if computed else SUMMARY_SECTIONS
+    for heading in required:
         if heading not in summary:
             problems.append(f"{where}: missing section ## {heading}")
         elif not has_content(summary[heading]):
@@ -117,10 +129,13 @@ def summary_problems(
         problems.append(
             f"{mid}: ledger Audit Score {row_score} contradicts {recorded.group(1)}/100 computed in {where}"
         )
-    verdict = verdict_of(summary.get("Verdict", ""))
-    if "Verdict" in summary and verdict == "none":
-        problems.append(f"{where}: the Verdict says neither Met nor Not met")
-    if verdict == "met" and plan_text is not None:
+    verdict_heading = "Final Verdict" if computed else "Verdict"
+    verdict = verdict_of(summary.get(verdict_heading, ""))
+    if verdict_heading in summary and verdict == "none":
+        problems.append(f"{where}: the {verdict_heading} says neither Met nor Not met")
+    if computed and verdict == "not met":
+        problems.append(f"{where}: the Final Verdict is Not met; a milestone closes Met")
+    if verdict == "met" and plan_text is not None and not has_front_matter(plan_text):
         open_items = unticked_criteria(plan_text)
         if open_items:
             listed = "; ".join(open_items[:3]) + (" …" if len(open_items) > 3 else "")
@@ -129,6 +144,65 @@ def summary_problems(
                 f"{plan_where} are unticked ({listed})"
             )
     return problems
+
+
+def plan_problem(
+    cfg: HarnessConfig, row: LedgerRow, milestones_dir: Path, *, check_baseline: bool, known: Known
+) -> str | None:
+    """What is wrong with the plan's front matter (one line naming file, field and value), or None.
+
+    Every milestone declares its claim in front matter, except one closed before claims existed (its summary has
+    the old six-section shape)."""
+    plan_path = artifact_path(milestones_dir, row.milestone, "plan")
+    if not plan_path.is_file():
+        return None  # reported as a missing artifact
+    shown = repo_relative(plan_path, cfg.repo_root)
+    text = plan_path.read_text(encoding="utf-8")
+    if not has_front_matter(text):
+        summary_path = artifact_path(milestones_dir, row.milestone, "summary")
+        legacy = (
+            row.status == "closed"
+            and summary_path.is_file()
+            and COMPUTED_SHAPE_MARK not in sections(summary_path.read_text(encoding="utf-8"))
+        )
+        if legacy:
+            return None
+    try:
+        plan = parse_plan(text, plan_path, shown)
+        check_references(
+            plan,
+            shown,
+            milestone=row.milestone,
+            invariant_ids=known.invariants,
+            case_ids=known.cases,
+            snapshot_names=known.snapshots,
+        )
+        if check_baseline and not ref_exists(cfg.repo_root, plan.baseline):
+            raise PlanError(f"{shown}: field baseline is {plan.baseline!r}, which is not a commit in this repository")
+    except PlanError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a plan may name: invariant ids, golden case ids, snapshot names (None: could not be read)."""
+
+    invariants: frozenset[str] | None
+    cases: frozenset[str] | None
+    snapshots: frozenset[str]
+
+
+def known_names(cfg: HarnessConfig) -> Known:
+    try:
+        invariants = frozenset(inv.id for inv in load_registry(cfg.path("invariants.registry")))
+    except HarnessError:
+        invariants = None
+    try:
+        cases = frozenset(case.id for case in load_cases(cfg.path("golden.cases_dir")))
+    except HarnessError:
+        cases = None
+    return Known(invariants, cases, frozenset(SNAPSHOTS))
 
 
 def ledger_check(cfg: HarnessConfig) -> CheckResult:
@@ -154,6 +228,8 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
         check_commit = not is_shallow(cfg.repo_root)
     except GitError:
         check_commit = False
+    known = known_names(cfg)
+    plan_errors: list[str] = []
     seen: dict[str, int] = {}
     for row, line_no in zip(ledger.rows, ledger.row_lines, strict=True):
         where = f"{repo_relative(ledger_path, cfg.repo_root)}:{line_no}"
@@ -165,6 +241,12 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
             continue
         seen[row.milestone] = line_no
         problems += milestone_problems(row, milestones_dir, cfg.repo_root, check_commit=check_commit)
+        found = plan_problem(cfg, row, milestones_dir, check_baseline=check_commit, known=known)
+        if found:
+            plan_errors.append(found)
+    if plan_errors:
+        more = f" (and {len(plan_errors) - 1} more plan problems)" if len(plan_errors) > 1 else ""
+        raise PlanError(plan_errors[0] + more)
     if milestones_dir.is_dir():
         for folder in sorted(p for p in milestones_dir.iterdir() if p.is_dir()):
             if MILESTONE_ID.match(folder.name) and folder.name not in seen:
@@ -187,11 +269,56 @@ def _rows_at(text: str | None, path: Path) -> dict[str, LedgerRow]:
     return {row.milestone: row for row in ledger.rows}
 
 
-def ledger_base_check(cfg: HarnessConfig, base: str) -> CheckResult:
-    """A change under serena/ since `base` must change a ledger row and that milestone's folder.
+def _plan_at(cfg: HarnessConfig, ref: str, milestone: str) -> Plan | None:
+    rel = repo_relative(artifact_path(cfg.path("ledger.milestones_dir"), milestone, "plan"), cfg.repo_root)
+    text = show_file(cfg.repo_root, ref, rel)
+    if text is None or not has_front_matter(text):
+        return None
+    return parse_plan(text, Path(rel), rel)
 
-    Compares the commits `base...HEAD` (uncommitted edits are not seen). A base that does not exist here fails:
-    a shallow clone must not turn this check into a pass.
+
+def golden_cases_changed(cfg: HarnessConfig, base: str, changed: list[str]) -> tuple[list[str], list[str]]:
+    """(re-recorded or removed case ids, added case ids) from the goldens' manifests at `base` and at HEAD.
+
+    A recorded file outside every manifest entry is reported under its own path, so nothing changes unseen."""
+    goldens_rel = repo_relative(cfg.path("golden.goldens_dir"), cfg.repo_root)
+    touched = [p for p in changed if p.startswith(goldens_rel + "/")]
+    sets = sorted({p[len(goldens_rel) + 1 :].split("/", 1)[0] for p in touched})
+    modified: set[str] = set()
+    added: set[str] = set()
+    explained: set[str] = set()
+    for name in sets:
+        manifest_rel = f"{goldens_rel}/{name}/manifest.json"
+        entries = []
+        for ref in (base, "HEAD"):
+            text = show_file(cfg.repo_root, ref, manifest_rel)
+            try:
+                entries.append(json.loads(text).get("cases", {}) if text else {})
+            except (json.JSONDecodeError, AttributeError):
+                entries.append({})
+        before, after = entries
+        for case_id in set(before) | set(after):
+            if case_id not in before:
+                added.add(case_id)
+            elif before.get(case_id) != after.get(case_id):
+                modified.add(case_id)
+        for entry in (*before.values(), *after.values()):
+            files = [image.get("file") for image in entry.get("images", [])] + [entry.get("trace")]
+            explained.update(f"{goldens_rel}/{name}/{f}" for f in files if f)
+        explained.add(manifest_rel)
+    unexplained = [p for p in touched if p not in explained]
+    return sorted(modified | set(unexplained)), sorted(added)
+
+
+def ledger_base_check(cfg: HarnessConfig, base: str) -> CheckResult:
+    """What a pull request since `base` may change, given the milestones it works under.
+
+    - a change under serena/ belongs to a milestone that is in progress at HEAD or closed by this change (its row and
+      folder changed);
+    - goldens re-recorded (or removed) belong to a behavior-changing milestone that declares those cases; goldens
+      added for new cases to an additive or behavior-changing one; a behavior-preserving milestone records none;
+    - a changed snapshot belongs to a behavior-changing or additive milestone that declares it.
+    A base that does not exist here fails: a shallow clone must not turn this check into a pass.
     """
     check = "ledger-base"
     try:
@@ -208,27 +335,83 @@ def ledger_base_check(cfg: HarnessConfig, base: str) -> CheckResult:
         )
     ledger_rel = repo_relative(cfg.path("ledger.path"), cfg.repo_root)
     milestones_rel = repo_relative(cfg.path("ledger.milestones_dir"), cfg.repo_root)
+    snapshots_rel = repo_relative(cfg.path("invariants.snapshots_dir"), cfg.repo_root)
     changed = changed_files(cfg.repo_root, base)
     runtime = [path for path in changed if path.startswith(RUNTIME_DIR)]
-    figures: dict[str, object] = {"base": base, "changed_files": len(changed), "runtime_changes": runtime}
-    if not runtime:
-        return CheckResult(check, Outcome.PASSED, f"no runtime change since {base}", figures=figures)
+    snapshot_files = [p for p in changed if p.startswith(snapshots_rel + "/")]
+    recorded, added_cases = golden_cases_changed(cfg, base, changed)
+    figures: dict[str, object] = {
+        "base": base,
+        "changed_files": len(changed),
+        "runtime_changes": runtime,
+        "goldens_re_recorded": recorded,
+        "goldens_added": added_cases,
+        "snapshots_changed": snapshot_files,
+    }
+    if not (runtime or snapshot_files or recorded or added_cases):
+        return CheckResult(
+            check, Outcome.PASSED, f"no runtime, golden or snapshot change since {base}", figures=figures
+        )
 
     before = _rows_at(show_file(cfg.repo_root, base, ledger_rel), Path(ledger_rel))
     after = _rows_at(show_file(cfg.repo_root, "HEAD", ledger_rel), Path(ledger_rel))
-    changed_rows = sorted(mid for mid, row in after.items() if before.get(mid) != row)
-    with_folder = [mid for mid in changed_rows if any(p.startswith(f"{milestones_rel}/{mid}/") for p in changed)]
-    figures.update({"changed_rows": changed_rows, "changed_rows_with_folder": with_folder})
+    working = sorted(
+        mid
+        for mid, row in after.items()
+        if row.status == "in-progress"
+        or (row.status == "closed" and before.get(mid, row).status != "closed")
+        or (row.status == "closed" and mid not in before)
+    )
+    plans: dict[str, Plan] = {}
+    for mid in working:
+        plan = _plan_at(cfg, "HEAD", mid)
+        if plan is not None:
+            plans[mid] = plan
+    figures["milestones"] = {mid: plans[mid].posture if mid in plans else "no front matter" for mid in working}
+    problems: list[str] = []
     shown = ", ".join(runtime[:5]) + (f" and {len(runtime) - 5} more" if len(runtime) > 5 else "")
-    problems = []
-    if not changed_rows:
-        problems.append(f"{len(runtime)} runtime file(s) changed since {base} ({shown}) but no row of {ledger_rel} did")
-    elif not with_folder:
-        problems.append(
-            f"ledger rows {', '.join(changed_rows)} changed but none of their folders under {milestones_rel}/ did"
-        )
-    summary = f"{len(runtime)} runtime file(s) changed since {base}; " + (
-        f"recorded under {', '.join(with_folder)}" if with_folder else "not recorded in the ledger"
+    if runtime:
+        if not working:
+            problems.append(
+                f"{len(runtime)} runtime file(s) changed since {base} ({shown}) but no milestone of {ledger_rel} is "
+                "in progress (or closed by this change); open one: status in-progress"
+            )
+        else:
+            with_folder = [m for m in working if any(p.startswith(f"{milestones_rel}/{m}/") for p in changed)]
+            if not with_folder:
+                problems.append(
+                    f"runtime changed under {', '.join(working)}, but none of their folders under {milestones_rel}/ did"
+                )
+
+    def owners(kind: str, name: str, postures: tuple[str, ...]) -> list[str]:
+        return [m for m, plan in plans.items() if plan.posture in postures and plan.declared(kind, name)]
+
+    preserving = [m for m, plan in plans.items() if plan.posture == "behavior-preserving"]
+    for case_id in recorded:
+        if not owners("golden", case_id, ("behavior-changing",)):
+            why = (
+                f"a behavior-preserving milestone ({', '.join(preserving)}) cannot re-record goldens"
+                if preserving and len(preserving) == len(plans)
+                else "no behavior-changing milestone of this change declares it"
+            )
+            problems.append(f"golden {case_id} re-recorded or removed since {base}: {why}")
+    for case_id in added_cases:
+        if not [m for m, plan in plans.items() if plan.posture in ("behavior-changing", "additive")]:
+            problems.append(
+                f"golden {case_id} recorded since {base}: new goldens belong to an additive or behavior-changing "
+                "milestone"
+            )
+    by_file = {snapshot.filename: name for name, snapshot in SNAPSHOTS.items()}
+    for path in snapshot_files:
+        name = by_file.get(path[len(snapshots_rel) + 1 :], path)
+        if not owners("snapshot", name, ("behavior-changing", "additive")):
+            problems.append(
+                f"snapshot {name} changed since {base} ({path}): no behavior-changing or additive milestone of this "
+                "change declares it"
+            )
+    summary = (
+        f"{len(runtime)} runtime file(s), {len(recorded)} goldens re-recorded, {len(added_cases)} added, "
+        f"{len(snapshot_files)} snapshots changed since {base}; milestones: {', '.join(working) or 'none'}"
     )
     return CheckResult(
         check, Outcome.FAILED if problems else Outcome.PASSED, summary, figures=figures, problems=tuple(problems)

@@ -23,7 +23,26 @@ COLUMNS = (
 STATUSES = ("planned", "in-progress", "closed")
 EMPTY = "—"  # a cell with nothing to record (no PR, no hosted CI run, not closed yet)
 ARTIFACTS = ("plan", "run1", "run2", "audit", "summary")
+# the six sections of a summary closed before milestones declared their claim
 SUMMARY_SECTIONS = ("Objective", "Scope", "Invariants", "Validation & Evidence", "Exit Criteria", "Verdict")
+# the summary `milestone close` writes now; its Refactor Classification section marks the shape
+SUMMARY_SECTIONS_COMPUTED = (
+    "Objective",
+    "Scope",
+    "Refactor Classification",
+    "Work Executed",
+    "Invariants & Compatibility",
+    "Validation & Evidence",
+    "CI / Automation Impact",
+    "Issues, Exceptions & Guardrails",
+    "Deferred Work",
+    "Governance Outcomes",
+    "Exit Criteria Evaluation",
+    "Final Verdict",
+    "Authorized Next Step",
+    "Canonical References",
+)
+COMPUTED_SHAPE_MARK = "Refactor Classification"
 MILESTONE_ID = re.compile(r"^M\d{2,3}$")
 SCORE = re.compile(r"^(\d{1,3})/100$")
 RECORDED_SCORE = re.compile(r"Audit score: \*\*(\d{1,3})/100\*\*")

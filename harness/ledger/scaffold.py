@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import string
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.config import HarnessConfig
 from harness.errors import LedgerError
+from harness.git import GitError, head_sha, ref_exists
 from harness.ledger.model import ARTIFACTS, EMPTY, MILESTONE_ID, LedgerRow, artifact_path, read_ledger
+from harness.ledger.plan import POSTURES
 from harness.outcome import CheckResult, Outcome
 from harness.output import atomic_write_text
 
@@ -20,16 +23,46 @@ def render_template(name: str, **values: str) -> str:
     return string.Template((TEMPLATES / name).read_text(encoding="utf-8")).substitute(values)
 
 
-def artifact_text(artifact: str, milestone: str, title: str, today: str) -> str:
+CHANGES_EXAMPLE = (
+    "\n[[changes]]  # one table per surface this milestone changes on purpose\n"
+    'surface = "golden:CASE-ID"  # golden:<case id or glob> or snapshot:<name>\n'
+    'reason = "why it changes"\n'
+)
+NO_CHANGES = "# [[changes]] tables declare the surfaces a behavior-changing or additive milestone changes\n"
+
+
+def artifact_text(
+    artifact: str, milestone: str, title: str, today: str, *, posture: str = "", baseline: str = ""
+) -> str:
     if artifact in ("run1", "run2"):
         return render_template("run.md", milestone=milestone, title=title, run=artifact[-1], date=today)
+    if artifact == "plan":
+        return render_template(
+            "plan.md",
+            milestone=milestone,
+            title=title,
+            title_toml=json.dumps(title, ensure_ascii=False),
+            posture=posture,
+            baseline=baseline,
+            changes=CHANGES_EXAMPLE if posture == "behavior-changing" else NO_CHANGES,
+            date=today,
+        )
     return render_template(f"{artifact}.md", milestone=milestone, title=title, date=today)
 
 
 def milestone_new(
-    cfg: HarnessConfig, milestone: str, title: str, *, branch: str = EMPTY, today: str | None = None
+    cfg: HarnessConfig,
+    milestone: str,
+    title: str,
+    *,
+    branch: str = EMPTY,
+    posture: str = "behavior-preserving",
+    baseline: str | None = None,
+    today: str | None = None,
 ) -> CheckResult:
-    """Scaffold docs/milestones/MNN/ (plan, run1, run2, audit, summary) and append a planned row.
+    """Scaffold docs/milestones/MNN/ (plan with its front matter, run1, run2, audit, summary) and add a planned row.
+
+    The baseline defaults to the commit checked out now (the milestone compares its head with where it started).
 
     The folder is written first and the ledger row last, each file atomically: an interrupted run leaves at worst
     a folder without a row, which `ledger check` reports.
@@ -39,6 +72,15 @@ def milestone_new(
     title = " ".join(title.split())
     if not title:
         raise LedgerError(f"{milestone}: --title is empty; give the milestone a title")
+    if posture not in POSTURES:
+        raise LedgerError(f"--posture {posture!r}: expected one of {', '.join(POSTURES)}")
+    if baseline is None:
+        try:
+            baseline = head_sha(cfg.repo_root, short=True)
+        except GitError as exc:
+            raise LedgerError(f"no --baseline given and no commit to default to ({exc})") from None
+    elif not ref_exists(cfg.repo_root, baseline):
+        raise LedgerError(f"--baseline {baseline!r} is not a commit in this repository")
     ledger_path = cfg.path("ledger.path")
     milestones_dir = cfg.path("ledger.milestones_dir")
     if ledger_path.is_file():
@@ -59,7 +101,7 @@ def milestone_new(
     written = []
     for artifact in ARTIFACTS:
         path = artifact_path(milestones_dir, milestone, artifact)
-        atomic_write_text(path, artifact_text(artifact, milestone, title, today))
+        atomic_write_text(path, artifact_text(artifact, milestone, title, today, posture=posture, baseline=baseline))
         written.append(str(path))
     row = LedgerRow(milestone, title, "planned", branch or EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY)
     if ledger is None:
@@ -71,6 +113,12 @@ def milestone_new(
         check="milestone-new",
         outcome=Outcome.PASSED,
         summary=f"{milestone} planned: {len(written)} files in {folder.name}/, row added to {ledger_path.name}",
-        figures={"milestone": milestone, "title": title, "folder": str(folder)},
+        figures={
+            "milestone": milestone,
+            "title": title,
+            "posture": posture,
+            "baseline": baseline,
+            "folder": str(folder),
+        },
         evidence=(*written, str(ledger_path)),
     )
