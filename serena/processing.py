@@ -12,20 +12,16 @@ import dataclasses
 import json
 import logging
 import math
-import secrets
 import threading
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import serena
-from serena import models, samplers, script_callbacks, shared
-from serena.images import save_image
-from serena.infotext import create_infotext
+from serena import models, samplers, script_callbacks
 from serena.runtime_context import RuntimeContext
 from serena.runtime_utils import temporary_opts
 
@@ -281,128 +277,10 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
 
 def process_images_inner(p: StableDiffusionProcessing) -> Processed:
     """Generate with the options as they are now, through an immutable snapshot and a RuntimeContext."""
-    import torch
+    # the phases (prepare, execute, finalize) live in serena.processing_runner, which imports this module
+    from serena.processing_runner import ProcessingRunner
 
-    # 1. freeze the options: from here on generation reads only the snapshot
-    snapshot = shared.opts.snapshot()
-    p.opts_snapshot = snapshot
-    cmd_opts = shared.cmd_opts
-
-    # 2. model and runtime context
-    model = models.load_checkpoint(snapshot["sd_model_checkpoint"], cmd_opts, shared.device, failures=p.callback_errors)
-    p.runtime_context = RuntimeContext(
-        model=model, opts_snapshot=snapshot, device=shared.device, state=shared.state, cmd_opts=cmd_opts
-    )
-    sampler = samplers.find_sampler(p.sampler_name)
-    p.sampler_name = sampler.name
-    clip_skip = snapshot["CLIP_stop_at_last_layers"]
-    if clip_skip > model.text_encoder_layers:
-        raise ValueError(
-            f"CLIP_stop_at_last_layers {clip_skip} exceeds the text encoder's {model.text_encoder_layers} layers"
-        )
-    scheduler = samplers.build_scheduler(sampler, model.scheduler_config)
-
-    # 3. seeds and prompts
-    if p.seed == -1:
-        p.seed = secrets.randbelow(MAX_SEED + 1)
-    p.all_seeds = [p.seed + i for i in range(p.total_images)]
-    p.all_prompts = [p.prompt] * p.total_images
-    p.all_negative_prompts = [p.negative_prompt] * p.total_images
-
-    # 4. extensions see the run as it will happen
-    p.callback_errors += script_callbacks.run_callbacks("process", p)
-
-    # 5. generate, batch by batch
-    state = shared.state
-    state.begin(p.mode, p.n_iter)
-    previous_threads = torch.get_num_threads()
-    if snapshot["num_threads"] > 0:
-        torch.set_num_threads(snapshot["num_threads"])
-    generator_device = "cpu" if snapshot["randn_source"] == "CPU" else shared.device
-    images: list[Any] = []
-    infotexts: list[str] = []
-    saved: list[str] = []
-    interrupted = False
-    try:
-        for batch in range(p.n_iter):
-            if state.interrupted:
-                interrupted = True
-                break
-            state.next_job(p.steps)
-            first = batch * p.batch_size
-            seeds = p.all_seeds[first : first + p.batch_size]
-
-            def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any], batch: int = batch) -> Any:
-                state.set_step(step + 1)
-                if p.step_callback is not None:
-                    p.step_callback(batch, step, int(timestep), tensors)
-                if state.interrupted or state.skipped:
-                    pipe._interrupt = True  # diffusers' documented way to stop the denoising loop
-                return tensors
-
-            p.pipeline(model).scheduler = scheduler
-            kwargs: dict[str, Any] = {
-                "prompt": p.all_prompts[first : first + p.batch_size],
-                "negative_prompt": p.all_negative_prompts[first : first + p.batch_size],
-                "num_inference_steps": p.steps,
-                "guidance_scale": p.cfg_scale,
-                "width": p.width,
-                "height": p.height,
-                "generator": [torch.Generator(device=generator_device).manual_seed(seed) for seed in seeds],
-                "eta": snapshot["eta_ddim"],
-                "clip_skip": clip_skip - 1 or None,
-                "callback_on_step_end": on_step_end,
-                "callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"] if p.step_callback else ["latents"],
-            }
-            batch_images = p.run_batch(model, batch, kwargs)
-            batch_cut_short = state.interrupted or state.skipped
-            for offset, image in enumerate(batch_images):
-                index = first + offset
-                text = create_infotext(p.all_prompts[index], p.all_negative_prompts[index], infotext_params(p, index))
-                images.append(image)
-                infotexts.append(text)
-                # an image whose denoising was cut short does not match its infotext: returned, never saved
-                if snapshot["samples_save"] and not p.do_not_save_samples and not batch_cut_short:
-                    folder = Path(p.outpath_samples or (cmd_opts.data_dir / snapshot[p.outdir_option]))
-                    saved.append(str(save_image(image, folder, p, index, text, snapshot)))
-            if state.interrupted:
-                interrupted = True
-                break
-    finally:
-        torch.set_num_threads(previous_threads)
-        state.end()
-
-    # 6. the result, then postprocess callbacks
-    processed = Processed(
-        images=images,
-        prompt=p.prompt,
-        negative_prompt=p.negative_prompt,
-        seed=p.seed,
-        all_seeds=list(p.all_seeds),
-        all_prompts=list(p.all_prompts),
-        all_negative_prompts=list(p.all_negative_prompts),
-        infotexts=infotexts,
-        width=p.width,
-        height=p.height,
-        steps=p.steps,
-        cfg_scale=p.cfg_scale,
-        sampler_name=p.sampler_name,
-        batch_size=p.batch_size,
-        n_iter=p.n_iter,
-        denoising_strength=p.denoising_strength if p.mode == "img2img" else None,
-        sd_model_name=model.name,
-        sd_model_hash=model.short_hash,
-        clip_skip=clip_skip,
-        eta_ddim=snapshot["eta_ddim"],
-        extra_generation_params=dict(p.extra_generation_params),
-        job_timestamp=p.job_timestamp.strftime("%Y%m%d%H%M%S"),
-        saved_paths=saved,
-        skipped_override_keys=list(p.skipped_override_keys),
-        interrupted=interrupted,
-    )
-    p.callback_errors += script_callbacks.run_callbacks("postprocess", p, processed)
-    processed.callback_errors = [str(failure) for failure in p.callback_errors]
-    return processed
+    return ProcessingRunner(p).run()
 
 
 def infotext_params(p: StableDiffusionProcessing, index: int) -> dict[str, Any]:

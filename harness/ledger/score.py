@@ -114,7 +114,7 @@ def coverage_dimension(coverage: dict[str, Any]) -> Dimension:
     if not isinstance(total, int | float) or not isinstance(floor, int | float):
         return Dimension("coverage", 0.0, 0.0, "no coverage at the head", ("coverage: not measured at the head",))
     earned = half if total >= floor else 0.0
-    measured = f"total {total}% (floor {floor}%)"
+    measured = f"total {total:.2f}% (floor {floor:.2f}%)"
     changed = coverage.get("changed_lines")
     if changed is None:
         measured += "; changed lines not measured"

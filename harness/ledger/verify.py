@@ -401,10 +401,14 @@ def measure_coverage(
     )
     return Part(
         status,
-        f"{figures.get('total')}% at the head (floor {figures.get('floor')}%); {changed_text}",
+        f"{_percent(figures.get('total'))} at the head (floor {_percent(figures.get('floor'))}); {changed_text}",
         reasons,
         {"total": figures.get("total"), "floor": figures.get("floor"), "changed_lines": changed},
     )
+
+
+def _percent(value: Any) -> str:
+    return f"{value:.2f}%" if isinstance(value, int | float) else "unknown"
 
 
 # -- exit criteria ----------------------------------------------------------------------------------------------

@@ -285,9 +285,10 @@ def test_ab_sees_a_runtime_change_and_passes_a_harmless_one(tiny_repo: Path, tmp
     assert harmless.outcome() is Outcome.PASSED
     assert {v.verdict for v in harmless.verdicts} == {Verdict.IDENTICAL}
 
-    text = processing.read_text()
+    runner = tiny_repo / "serena" / "processing_runner.py"  # where the seeds are drawn
+    text = runner.read_text()
     assert "p.all_seeds = [p.seed + i for i in range(p.total_images)]" in text
-    processing.write_text(text.replace("[p.seed + i for i", "[p.seed + i + 1 for i"))
+    runner.write_text(text.replace("[p.seed + i for i", "[p.seed + i + 1 for i"))
     _commit(repo=tiny_repo, message="seed offset")
     changed = run_ab(cfg, "HEAD~1", selection=selection, work_dir=tmp_path / "ab2")
     assert changed.outcome() is Outcome.FAILED
