@@ -35,3 +35,7 @@ class RuntimeFailure(HarnessError):
 
     slug = "runtime"
     exit_code = exit_codes.FAILED
+
+
+class CaseErrored(RuntimeFailure):
+    """Generation raised on one golden case: that case's verdict is `errored`, the others still run."""

@@ -117,6 +117,14 @@ def run_ab(
 def _judge(case: Case, base: dict, head: dict, root: Path, tolerances: Tolerances) -> CaseVerdict:
     from PIL import Image
 
+    errors = [
+        f"{side}: generation raised {data['error']}"
+        for side, data in (("base", base), ("working tree", head))
+        if "error" in data
+    ]
+    if errors:
+        return CaseVerdict(case.id, Verdict.ERRORED, reason="; ".join(errors))
+
     def load(side: str, name: str):
         with Image.open(root / side / name) as image:
             return image.convert("RGB")

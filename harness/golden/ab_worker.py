@@ -89,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
                     arrays[f"{i}/latents after step {step + 1}"] = latents[i].astype(np.float16)
 
             p.step_callback = record
-            processed = process_images(p)
+            try:
+                processed = process_images(p)
+            except Exception as exc:  # noqa: BLE001 - this case's verdict on this side; the other cases still run
+                message = " ".join(str(exc).split())[:300]
+                results[case["id"]] = {"error": f"{type(exc).__name__}: {message}".rstrip(": ")}
+                continue
             files = []
             for index, image in enumerate(processed.images):
                 name = f"{case['id']}-{index}.png"

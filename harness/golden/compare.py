@@ -22,6 +22,7 @@ class Verdict(StrEnum):
     UNUSED = "unused"  # recorded but not run in a full run
     DEGENERATE = "degenerate"  # flat / near-uniform / NaN output: cannot be compared, never recorded
     SKIPPED = "skipped"  # could not run here (e.g. no CUDA device), with the reason
+    ERRORED = "errored"  # generation raised: the runtime under test failed on this case (its one line kept)
 
 
 PASSING = frozenset({Verdict.IDENTICAL, Verdict.EQUIVALENT})
@@ -34,6 +35,7 @@ _SEVERITY = [
     Verdict.MISSING,
     Verdict.CHANGED,
     Verdict.DEGENERATE,
+    Verdict.ERRORED,
 ]
 
 

@@ -22,6 +22,7 @@ _TIER_COLOURS = {
     "unused": "#8250df",
     "degenerate": "#cf222e",
     "skipped": "#6e7781",
+    "errored": "#a40e26",
 }
 
 

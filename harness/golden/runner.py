@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import GoldenError, RuntimeFailure
+from harness.errors import CaseErrored
 from harness.golden.cases import Case, init_image
 from harness.golden.measures import ImageMeasures, degenerate_reason, measure
 from harness.golden.trace import Trace
@@ -67,6 +67,12 @@ def build_processing(case: Case, cases_dir: Path, overrides: dict[str, Any]) -> 
     return StableDiffusionProcessingTxt2Img(**kwargs)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its first line, whitespace collapsed), or its type when it has none."""
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
 def run_case(
     case: Case,
     cases_dir: Path,
@@ -101,10 +107,9 @@ def run_case(
     started = time.perf_counter()
     try:
         processed = process_images(p)
-    except ValueError as exc:
-        raise GoldenError(f"case {case.id!r} ({case.source}): {exc}") from None
     except Exception as exc:
-        raise RuntimeFailure(f"case {case.id!r}: the runtime failed: {type(exc).__name__}: {exc}") from exc
+        # the case file was validated when it was loaded: a refusal or a crash here is the runtime's, not the file's
+        raise CaseErrored(f"{type(exc).__name__}: {one_line(exc)}") from exc
     seconds = time.perf_counter() - started
     measures = [measure(image) for image in processed.images]
     return CaseRun(

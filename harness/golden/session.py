@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.config import HarnessConfig
+from harness.errors import CaseErrored
 from harness.golden.cases import Case, load_cases
 from harness.golden.compare import PASSING, CaseVerdict, Verdict, compare_case
 from harness.golden.manifest import PendingUpdate, Tolerances, UpdateQueue, load_golden_set
@@ -71,7 +72,11 @@ def run_goldens(
         for position, case in enumerate(chosen, start=1):
             if progress is not None:
                 progress(case, position, len(chosen))
-            run = run_case(case, cases_dir, threads=threads)
+            try:
+                run = run_case(case, cases_dir, threads=threads)
+            except CaseErrored as exc:
+                report.verdicts.append(CaseVerdict(case.id, Verdict.ERRORED, reason=f"generation raised {exc}"))
+                continue
             verdict = compare_case(run, golden_set, tolerances)
             report.verdicts.append(verdict)
             if update is not None and _wants_update(update, verdict.verdict):

@@ -139,6 +139,10 @@ def judge_cases(plan: Plan, entries: list[dict[str, Any]]) -> Part:
             entry["claim"] = "declared change did not happen" if declared else "unchanged"
             if declared:
                 not_met.append(f"golden {where}: declared as changed ({declared.reason}) but identical to the baseline")
+        elif verdict == "errored":
+            head_failed = "working tree:" in (entry.get("detail") or "")
+            entry["claim"] = "errored at the head" if head_failed else "inconclusive"
+            (not_met if head_failed else inconclusive).append(f"golden {where}: errored — {entry.get('detail')}")
         elif verdict in ("equivalent", "changed", "removed"):
             entry["claim"] = "changed as declared" if declared else "undeclared change"
             if not declared:

@@ -15,6 +15,7 @@ from support import REPO_ROOT
 import serena.processing
 from harness.config import HarnessConfig, load_config
 from harness.golden.calibrate import calibrate, selftest
+from harness.golden.cases import load_cases
 from harness.golden.compare import Verdict
 from harness.golden.manifest import load_golden_set
 from harness.golden.report import GoldenReport
@@ -328,3 +329,107 @@ def test_a_published_report_reads_back_the_same(golden_copy: HarnessConfig, tmp_
     assert again.outcome() is report.outcome() and again.check_result() == report.check_result()
     for fmt, render in RENDERERS.items():
         assert render(again) == render(report), fmt
+
+
+def _fault_on(case_prompt: str, exc: Exception):
+    def before(p):
+        if p.prompt == case_prompt:
+            raise exc
+
+    return before
+
+
+@pytest.mark.parametrize(
+    "fault", [RuntimeError("scheduler state lost"), ValueError("sampler_name: a refactor refused a valid sampler")]
+)
+def test_a_runtime_fault_in_one_case_is_that_case_errored_and_every_other_case_is_judged(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys, fault: Exception
+) -> None:
+    """Even a ValueError from the runtime is the runtime's failure here (the case file was checked on load)."""
+    from harness import cli
+
+    prompt = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-ddim-batch").prompt
+    _wrap_inner(monkeypatch, before=_fault_on(prompt, fault))
+    monkeypatch.chdir(REPO_ROOT)
+    for key in ("cases_dir", "goldens_dir"):
+        monkeypatch.setenv(f"SERENA_GOLDEN_{key.upper()}", str(golden_copy[f"golden.{key}"]))
+    report_dir = tmp_path / "report"
+    code = cli.main(
+        [
+            "golden",
+            "run",
+            "-k",
+            "t2i-euler",
+            "-k",
+            "t2i-ddim-batch",
+            "-k",
+            "i2i-ddim-gradient",
+            "--report-dir",
+            str(report_dir),
+            "--json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in captured.err + captured.out
+    verdicts = {v["case"]: v for v in json.loads((report_dir / "golden.json").read_text())["cases"]}
+    assert verdicts["t2i-ddim-batch"]["verdict"] == "errored"
+    assert verdicts["t2i-ddim-batch"]["reason"] == f"generation raised {type(fault).__name__}: {fault}"
+    assert {verdicts[c]["verdict"] for c in ("t2i-euler", "i2i-ddim-gradient")} <= {"identical", "equivalent"}
+    for name in ("golden.html", "golden.md", "golden.junit.xml"):
+        assert "t2i-ddim-batch" in (report_dir / name).read_text(encoding="utf-8")
+    assert 'type="errored"' in (report_dir / "golden.junit.xml").read_text(encoding="utf-8")
+
+
+def test_serena_verify_run_with_a_faulty_case_exits_1_with_the_whole_bundle(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    """The golden step is real (every case runs, one raises); the other steps are stand-ins that pass."""
+    import harness.gates.audit
+    import harness.gates.ci_environment
+    import harness.gates.coverage
+    import harness.gates.deps
+    import harness.invariants.check
+    import harness.ledger.check
+    import harness.run
+    from harness import cli
+    from harness.outcome import CheckResult
+
+    def passing(name: str):
+        return lambda *args, **kwargs: CheckResult(name, Outcome.PASSED, f"{name} passed")
+
+    for module, attribute, name in (
+        (harness.run, "ruff_check", "ruff"),
+        (harness.run, "suite_check", "tests"),
+        (harness.gates.coverage, "coverage_gate", "coverage"),
+        (harness.gates.deps, "deps_gate", "deps"),
+        (harness.gates.audit, "audit_gate", "audit-deps"),
+        (harness.ledger.check, "ledger_check", "ledger"),
+        (harness.gates.ci_environment, "write_environment", "env"),
+    ):
+        monkeypatch.setattr(module, attribute, passing(name))
+
+    class Invariants:
+        def check_result(self) -> CheckResult:
+            return CheckResult("invariants", Outcome.PASSED, "invariants passed")
+
+    monkeypatch.setattr(harness.invariants.check, "check_invariants", lambda *args, **kwargs: Invariants())
+    prompt = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-euler").prompt
+    _wrap_inner(monkeypatch, before=_fault_on(prompt, RuntimeError("the scheduler raised")))
+    monkeypatch.chdir(REPO_ROOT)
+    for key in ("cases_dir", "goldens_dir"):
+        monkeypatch.setenv(f"SERENA_GOLDEN_{key.upper()}", str(golden_copy[f"golden.{key}"]))
+    evidence = tmp_path / "evidence"
+
+    assert cli.main(["run", "--evidence-dir", str(evidence)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    summary = json.loads((evidence / "summary.json").read_text())
+    golden = next(r for r in summary["results"] if r["check"] == "golden")
+    assert golden["outcome"] == "failed"
+    assert golden["problems"] == ["t2i-euler: errored — generation raised RuntimeError: the scheduler raised"]
+    assert golden["figures"]["counts"]["errored"] == 1
+    assert sum(golden["figures"]["counts"].values()) == 18  # every other case was run and judged
+    assert (evidence / "summary.md").is_file() and (evidence / "invariants.json").is_file()
+    cases = json.loads((evidence / "golden" / "golden.json").read_text())["cases"]
+    assert len(cases) == 18
