@@ -39,7 +39,7 @@ from serena.api_models import (
     response_schemas,
 )
 from serena.api_policy import check_api_option
-from serena.errors import EXIT_USAGE, OptionError, SerenaError
+from serena.errors import EXIT_USAGE, InputError, OptionError, SerenaError
 from serena.runtime_utils import _apply_options_atomically
 
 if TYPE_CHECKING:
@@ -267,15 +267,17 @@ def preload_model() -> None:
     models.load_checkpoint(shared.opts.sd_model_checkpoint, shared.cmd_opts, shared.device)
 
 
-def _runtime_input_error(exc: ValueError, request: GenerationRequest) -> RequestValidationError:
-    """A 422 for the runtime's own input checks, at the request field their message starts with ("sampler_name: …")."""
+def _runtime_input_error(exc: InputError | OptionError, request: GenerationRequest) -> RequestValidationError:
+    """A 422 for the runtime's own input checks, at the field the error names (never read out of its message).
+
+    An input error on a request field is reported there; one on an option (CLIP_stop_at_last_layers) under
+    override_settings, like an OptionError."""
     message = " ".join(str(exc).split())
     if isinstance(exc, OptionError):
         return unprocessable(("override_settings",), message)
-    prefix, sep, rest = message.partition(":")
-    if sep and prefix.strip() in type(request).model_fields:
-        return unprocessable((prefix.strip(),), rest.strip())
-    return unprocessable((), message)
+    if exc.field in type(request).model_fields:
+        return unprocessable((exc.field,), message.removeprefix(f"{exc.field}: "))
+    return unprocessable(("override_settings", exc.field), message)
 
 
 # -- the app -----------------------------------------------------------------------------------
@@ -308,8 +310,9 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
         # 1. run on the worker, after every request queued before this one
         try:
             processed = await queue.run(processing.process_images, p)
-        except ValueError as exc:  # the runtime's input checks: bad input, not a server failure
+        except (InputError, OptionError) as exc:  # the runtime's input checks: bad input, a 422
             raise _runtime_input_error(exc, request) from None
+        # anything else the runtime raises is its own failure: RequestGuard answers a one-line JSON 500
         # 2. encode off the event loop; infotext embedded as the run's options said
         embed = p.opts_snapshot is None or p.opts_snapshot["save_infotext"]
         images = await run_in_threadpool(encode_images, processed, embed) if request.send_images else []

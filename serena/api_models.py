@@ -23,6 +23,7 @@ from pydantic import (
 
 from serena import processing, samplers
 from serena.api_policy import override_problems
+from serena.errors import InputError
 from serena.options import OPTION_TEMPLATES, OptionInfo
 
 MIB = 1024 * 1024
@@ -64,7 +65,10 @@ class ApiLimits:
         for name, (low, high) in LIMIT_BOUNDS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"API limit {name} must be an integer from {low} to {high}, got {value!r}")
+                raise InputError(
+                    f"--{name.replace('_', '-')}",
+                    f"API limit {name} must be an integer from {low} to {high}, got {value!r}",
+                )
 
     @property
     def max_request_bytes(self) -> int:
@@ -98,11 +102,11 @@ class ApiLimits:
             try:
                 values[limit.name] = int(text)
             except ValueError:
-                raise ValueError(f"{variable} must be a whole number, got {text!r}") from None
+                raise InputError(variable, f"{variable} must be a whole number, got {text!r}") from None
         try:
             return cls(**values)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (from the SERENA_API_* environment)") from None
+        except InputError as exc:
+            raise InputError(exc.field, f"{exc} (from the SERENA_API_* environment)") from None
 
 
 def environment_variable(limit: str) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from serena import cmd_args, shared
-from serena.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SerenaError
+from serena.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError, SerenaError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 generation or model loading failed; 2 bad input (unknown option, bad value, "
@@ -394,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc.format_message(), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except InputError as exc:  # bad input: the message already names the argument
+        return _fail(str(exc), EXIT_USAGE)
     except SerenaError as exc:
         return _fail(f"[{exc.slug}] {exc}", exc.exit_code)
-    except ValueError as exc:
-        return _fail(str(exc), EXIT_USAGE)
     except Exception as exc:  # the last line of defence: one line, no traceback
         if os.environ.get("SERENA_DEBUG"):
             raise

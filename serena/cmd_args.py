@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from serena.errors import InputError
+
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "fp16"]
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -27,13 +29,17 @@ class CmdOpts:
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
-            raise ValueError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+            raise InputError("--device", f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise InputError(
+                "--precision", f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.precision == "fp16" and self.device != "cuda":
-            raise ValueError("--precision fp16 needs --device cuda (half precision on the CPU is not supported)")
+            raise InputError(
+                "--precision", "--precision fp16 needs --device cuda (half precision on the CPU is not supported)"
+            )
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"--port must be between 1 and 65535, got {self.port}")
+            raise InputError("--port", f"--port must be between 1 and 65535, got {self.port}")
 
     @property
     def resolved_extensions_dir(self) -> Path:

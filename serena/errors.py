@@ -23,6 +23,20 @@ class OptionError(SerenaError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class InputError(SerenaError, ValueError):
+    """A generation argument out of range or of the wrong type; `field` names it (still a ValueError for callers).
+
+    Front ends map it to bad input (exit 2, HTTP 422 at `field`); any other exception from generation is a runtime
+    failure (exit 1, HTTP 500)."""
+
+    slug = "input"
+    exit_code = EXIT_USAGE
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class ConfigError(SerenaError):
     """A configuration file that cannot be read or holds an invalid value."""
 

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from serena.errors import InputError
+
 NEGATIVE_PREFIX = "Negative prompt:"
 # key: value, where value is a JSON-quoted string or runs to the next comma
 _PARAM = re.compile(r'\s*([A-Za-z][\w \-/+.()]*?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
@@ -90,14 +92,16 @@ def infotext_to_params(text: str) -> dict[str, Any]:
     fields = parse_infotext(text)
     params: dict[str, Any] = {"prompt": fields["Prompt"], "negative_prompt": fields["Negative prompt"]}
     if "Size" in fields and "Size-1" not in fields:
-        raise ValueError(f"infotext field 'Size': cannot read {fields['Size']!r} as WIDTHxHEIGHT")
+        raise InputError("infotext", f"infotext field 'Size': cannot read {fields['Size']!r} as WIDTHxHEIGHT")
     overrides: dict[str, Any] = {}
     for key, (target, name, convert) in _CONVERSIONS.items():
         if key in fields:
             try:
                 value = convert(fields[key])
             except ValueError:
-                raise ValueError(f"infotext field {key!r}: cannot read {fields[key]!r} as {convert.__name__}") from None
+                raise InputError(
+                    "infotext", f"infotext field {key!r}: cannot read {fields[key]!r} as {convert.__name__}"
+                ) from None
             (params if target == "param" else overrides)[name] = value
     if overrides:
         params["override_settings"] = overrides

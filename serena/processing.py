@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import serena
 from serena import models, samplers, script_callbacks
+from serena.errors import InputError
 from serena.runtime_context import RuntimeContext
 from serena.runtime_utils import temporary_opts
 
@@ -87,32 +88,40 @@ class StableDiffusionProcessing:
     job_timestamp: datetime = field(default_factory=datetime.now, init=False)
 
     def check(self) -> None:
-        """Raise ValueError naming the first argument whose value is out of range or of the wrong type."""
+        """Raise InputError (a ValueError) naming the first argument out of range or of the wrong type."""
         if not isinstance(self.prompt, str):
-            raise ValueError(f"prompt must be a string, got {self.prompt!r}")
+            raise InputError("prompt", f"prompt must be a string, got {self.prompt!r}")
         if not isinstance(self.negative_prompt, str):
-            raise ValueError(f"negative_prompt must be a string, got {self.negative_prompt!r}")
+            raise InputError("negative_prompt", f"negative_prompt must be a string, got {self.negative_prompt!r}")
         if not _is_int(self.seed) or not (self.seed == -1 or 0 <= self.seed <= MAX_SEED):
-            raise ValueError(f"seed must be -1 (random) or an integer from 0 to {MAX_SEED}, got {self.seed!r}")
+            raise InputError("seed", f"seed must be -1 (random) or an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         if not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS:
-            raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS}, got {self.steps!r}")
+            raise InputError("steps", f"steps must be an integer from 1 to {MAX_STEPS}, got {self.steps!r}")
         if not _is_number(self.cfg_scale) or not 0 <= self.cfg_scale <= MAX_CFG:
-            raise ValueError(f"cfg_scale must be a number from 0 to {MAX_CFG:g}, got {self.cfg_scale!r}")
+            raise InputError("cfg_scale", f"cfg_scale must be a number from 0 to {MAX_CFG:g}, got {self.cfg_scale!r}")
         for name in ("width", "height"):
             value = getattr(self, name)
             if not _is_int(value) or not MIN_SIZE <= value <= MAX_SIZE or value % 8:
-                raise ValueError(f"{name} must be a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}, got {value!r}")
+                raise InputError(name, f"{name} must be a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}, got {value!r}")
         samplers.find_sampler(self.sampler_name)
         if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {self.batch_size!r}")
+            raise InputError(
+                "batch_size", f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {self.batch_size!r}"
+            )
         if not _is_int(self.n_iter) or self.n_iter < 1:
-            raise ValueError(f"n_iter must be a positive integer, got {self.n_iter!r}")
+            raise InputError("n_iter", f"n_iter must be a positive integer, got {self.n_iter!r}")
         if self.seed != -1 and self.seed + self.batch_size * self.n_iter - 1 > 2**63 - 1:
-            raise ValueError(f"seed {self.seed} + batch_size * n_iter exceeds the generator's range")
+            raise InputError("seed", f"seed {self.seed} + batch_size * n_iter exceeds the generator's range")
         if not isinstance(self.override_settings, dict) or not all(isinstance(k, str) for k in self.override_settings):
-            raise ValueError(f"override_settings must be a dict with string keys, got {self.override_settings!r}")
+            raise InputError(
+                "override_settings",
+                f"override_settings must be a dict with string keys, got {self.override_settings!r}",
+            )
         if not isinstance(self.extra_generation_params, dict):
-            raise ValueError(f"extra_generation_params must be a dict, got {self.extra_generation_params!r}")
+            raise InputError(
+                "extra_generation_params",
+                f"extra_generation_params must be a dict, got {self.extra_generation_params!r}",
+            )
 
     @property
     def total_images(self) -> int:
@@ -149,17 +158,18 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         from PIL.Image import Image
 
         if not isinstance(self.init_images, list | tuple) or not self.init_images:
-            raise ValueError("init_images must hold at least one image for img2img, got none")
+            raise InputError("init_images", "init_images must hold at least one image for img2img, got none")
         for index, image in enumerate(self.init_images):
             if not isinstance(image, Image):
-                raise ValueError(f"init_images[{index}] must be a PIL image, got {type(image).__name__}")
+                raise InputError("init_images", f"init_images[{index}] must be a PIL image, got {type(image).__name__}")
         strength = self.denoising_strength
         if not _is_number(strength) or not 0 < strength <= 1:
-            raise ValueError(f"denoising_strength must be a number in (0, 1], got {strength!r}")
+            raise InputError("denoising_strength", f"denoising_strength must be a number in (0, 1], got {strength!r}")
         if int(self.steps * strength) < 1:
-            raise ValueError(
+            raise InputError(
+                "denoising_strength",
                 f"denoising_strength {strength:g} with steps {self.steps} leaves no denoising step; "
-                "raise steps or denoising_strength"
+                "raise steps or denoising_strength",
             )
 
     def pipeline(self, model: models.SdModel) -> Any:

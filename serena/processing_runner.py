@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serena import models, samplers, script_callbacks, shared
+from serena.errors import InputError
 from serena.images import save_image
 from serena.infotext import create_infotext
 from serena.processing import MAX_SEED, Processed, StableDiffusionProcessing, infotext_params
@@ -69,8 +70,9 @@ class ProcessingRunner:
         p.sampler_name = sampler.name
         clip_skip = self.clip_skip = snapshot["CLIP_stop_at_last_layers"]
         if clip_skip > model.text_encoder_layers:
-            raise ValueError(
-                f"CLIP_stop_at_last_layers {clip_skip} exceeds the text encoder's {model.text_encoder_layers} layers"
+            raise InputError(
+                "CLIP_stop_at_last_layers",
+                f"CLIP_stop_at_last_layers {clip_skip} exceeds the text encoder's {model.text_encoder_layers} layers",
             )
         self.scheduler = samplers.build_scheduler(sampler, model.scheduler_config)
 

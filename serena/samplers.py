@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from serena.errors import InputError
+
 ALL_PREDICTIONS = frozenset({"epsilon", "v_prediction", "sample"})
 NOISE_PREDICTIONS = frozenset({"epsilon", "v_prediction"})
 
@@ -78,7 +80,7 @@ def find_sampler(name: str) -> SamplerInfo:
     """The sampler called `name` (case-insensitive, aliases too); ValueError listing the valid names otherwise."""
     info = _BY_NAME.get(str(name).strip().lower())
     if info is None:
-        raise ValueError(f"sampler_name: unknown sampler {name!r}; valid: {', '.join(sampler_names())}")
+        raise InputError("sampler_name", f"sampler_name: unknown sampler {name!r}; valid: {', '.join(sampler_names())}")
     return info
 
 
@@ -93,9 +95,10 @@ def build_scheduler(info: SamplerInfo, base_config: Mapping[str, Any]) -> Any:
     prediction_type = base_config.get("prediction_type", "epsilon")
     if not info.supports(prediction_type):
         supported = ", ".join(s.name for s in samplers_for(prediction_type))
-        raise ValueError(
+        raise InputError(
+            "sampler_name",
             f"sampler_name: {info.name!r} does not support this model's prediction type {prediction_type!r}; "
-            f"supported: {supported}"
+            f"supported: {supported}",
         )
     config = dict(base_config)
     if info.scheduler == "EulerAncestralDiscreteScheduler" and prediction_type == "sample":
