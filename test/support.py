@@ -51,3 +51,16 @@ def phash16(image: Any) -> Any:
 
 def pixels(image: Any) -> bytes:
     return image.convert("RGB").tobytes()
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in `root` as a throwaway identity (tests build temporary repositories); its stdout, stripped."""
+    import subprocess
+
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()

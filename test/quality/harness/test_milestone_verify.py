@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT
+from support import REPO_ROOT, git
 
 from harness import cli
 
@@ -43,16 +42,6 @@ DDIM_SLIP = (
     'SamplerInfo("DDIM", "DDIMScheduler", aliases=("ddim",), uses_eta=True)',
     'SamplerInfo("DDIM", "DDIMScheduler", {"timestep_spacing": "trailing"}, aliases=("ddim",), uses_eta=True)',
 )
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")

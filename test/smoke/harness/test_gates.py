@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT
+from support import REPO_ROOT, git
 
 from harness import cli
 from harness.config import HarnessConfig, load_config
@@ -71,16 +71,6 @@ def write_coverage_xml(path: Path, source: Path, files: dict[str, dict[int, int]
 
 def lines(total: int, covered: int) -> dict[int, int]:
     return {n: (1 if n <= covered else 0) for n in range(1, total + 1)}
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 # ---------------------------------------------------------------- coverage

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT
+from support import REPO_ROOT, git
 
 from harness import cli
 from harness.config import HarnessConfig, load_config
@@ -23,16 +23,6 @@ from harness.ledger.score import compute_audit_score
 from harness.outcome import Outcome
 
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ comment, whitespace or key-order change."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from support import REPO_ROOT
+from support import git as run_git
 
 from harness.git import GitError
 from harness.ledger.changes import (
@@ -344,16 +344,6 @@ def test_ci_diff_describe_and_to_dict() -> None:
 
 
 # ---------------------------------------------------------------- against a git repository
-
-
-def run_git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture
