@@ -359,8 +359,7 @@ def ledger_base_check(cfg: HarnessConfig, base: str) -> CheckResult:
         mid
         for mid, row in after.items()
         if row.status == "in-progress"
-        or (row.status == "closed" and before.get(mid, row).status != "closed")
-        or (row.status == "closed" and mid not in before)
+        or (row.status == "closed" and (mid not in before or before[mid].status != "closed"))
     )
     plans: dict[str, Plan] = {}
     for mid in working:

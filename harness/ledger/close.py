@@ -148,7 +148,6 @@ def close_milestone(
         commits=tuple(line for line in commits.splitlines() if line),
         files=tuple(line for line in files.splitlines() if line),
         evidence_dir=shown_dir,
-        evidence_files=digests,
         documents=documents,
     )
     prose_sections = prose(plan.body, summary_path.read_text(encoding="utf-8"))

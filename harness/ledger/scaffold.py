@@ -72,6 +72,8 @@ def milestone_new(
     title = " ".join(title.split())
     if not title:
         raise LedgerError(f"{milestone}: --title is empty; give the milestone a title")
+    if not title.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in title):
+        raise LedgerError(f"{milestone}: --title {title!r} holds control or surrogate characters; use plain text")
     if posture not in POSTURES:
         raise LedgerError(f"--posture {posture!r}: expected one of {', '.join(POSTURES)}")
     if baseline is None:

@@ -40,7 +40,6 @@ class Closing:
     commits: tuple[str, ...]  # "sha subject", oldest first
     files: tuple[str, ...]  # "M\tpath" lines of git diff --name-status
     evidence_dir: str
-    evidence_files: tuple[tuple[str, str], ...]  # (name, sha256)
     documents: tuple[str, ...]
 
 

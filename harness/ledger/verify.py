@@ -393,8 +393,9 @@ def measure_coverage(
         diff = changed_lines_coverage(cfg, base_sha, xml_path=xml)
         changed = {k: diff.figures.get(k) for k in ("changed_measured_lines", "covered", "percent")}
         changed["missed"] = list(diff.problems)
-    status = MET if result.get("outcome") == "passed" else NOT_MET
-    reasons = [] if status == MET else [f"coverage: {result.get('summary')}"]
+    outcome = result.get("outcome")
+    status = MET if outcome == "passed" else NOT_MET if outcome == "failed" else INCONCLUSIVE
+    reasons = [] if status == MET else [f"coverage {outcome}: {result.get('reason') or result.get('summary')}"]
     changed_text = (
         "changed lines not measured (no coverage.xml in the evidence)"
         if changed is None

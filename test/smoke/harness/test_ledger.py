@@ -519,3 +519,14 @@ def test_help_and_ledger_check_never_import_torch() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[0, 0] []", completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("title", ["bell\x07", "lone \ud800 surrogate"])
+def test_milestone_new_refuses_a_title_it_cannot_write_and_writes_nothing(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], title: str
+) -> None:
+    monkeypatch.chdir(repo)
+    assert cli.main(["milestone", "new", "M01", "--title", title]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds control or surrogate characters" in err[0]
+    assert not (repo / "docs").exists()
