@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 import serena
@@ -39,7 +39,8 @@ from serena.api_models import (
     response_schemas,
 )
 from serena.api_policy import check_api_option
-from serena.errors import EXIT_USAGE, InputError, OptionError, SerenaError
+from serena.errors import EXIT_USAGE, InputError, ModelError, OptionError, SerenaError
+from serena.filenames import surrogate_problem
 from serena.runtime_utils import _apply_options_atomically
 
 if TYPE_CHECKING:
@@ -58,6 +59,10 @@ POST_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "The body is over max_payload_bytes + 1 MiB"},
     500: {"model": ErrorResponse, "description": "The request failed on the server; it stays up"},
 }
+# JSON nested deeper than this is refused: no request field needs more than 3 levels, and echoing a deep value back
+# (parameters) would break serialisation
+MAX_JSON_DEPTH = 32
+MAX_REPORTED_PROBLEMS = 10
 GRACEFUL_SHUTDOWN_S = 5
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -121,7 +126,7 @@ def unprocessable(field: tuple[Any, ...], message: str) -> RequestValidationErro
     return RequestValidationError([{"loc": ("body", *field), "msg": message, "type": "value_error"}])
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     # the input is not echoed back: it may be megabytes of base64
@@ -129,7 +134,42 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     message = "; ".join(
         f"{field_name(error['loc'])}: {str(error['msg']).removeprefix('Value error, ')}" for error in errors
     )
-    return JSONResponse(status_code=422, content={"detail": detail, "message": message})
+    # ASCII-escaped: a 422 may quote any part of a hostile body, and must still be valid JSON
+    body = json.dumps({"detail": detail, "message": message}, ensure_ascii=True, separators=(",", ":"))
+    return Response(content=body, status_code=422, media_type="application/json")
+
+
+def json_problems(value: Any, loc: tuple[Any, ...] = (), depth: int = 0) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(location, message) for what no field may hold, anywhere in a request body: a string or key with a lone UTF-16
+    surrogate (it cannot be encoded in a reply, a PNG chunk or a file name) and nesting deeper than MAX_JSON_DEPTH."""
+    if isinstance(value, str):
+        if problem := surrogate_problem(value):
+            yield loc, problem
+    elif isinstance(value, dict | list):
+        if depth >= MAX_JSON_DEPTH:
+            yield loc, f"nested deeper than {MAX_JSON_DEPTH} levels"
+            return
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and (problem := surrogate_problem(key)):
+                # named by its escape: the key itself cannot be written into the reply
+                yield (*loc, key.encode("utf-8", "backslashreplace").decode("utf-8")), f"the key {problem}"
+                continue
+            yield from json_problems(item, (*loc, key), depth + 1)
+
+
+async def screen_body(request: Request) -> None:
+    """A dependency of every POST: the body's hostile strings and nesting refused with 422 at their field, before
+    the request model sees them. A body that is not JSON is left to FastAPI's own 400."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return
+    problems = list(json_problems(body))[:MAX_REPORTED_PROBLEMS]
+    if problems:
+        raise RequestValidationError(
+            [{"loc": ("body", *loc), "msg": message, "type": "value_error"} for loc, message in problems]
+        )
 
 
 def _json_response(status: int, error: str, detail: str) -> tuple[Message, Message]:
@@ -257,14 +297,41 @@ def current_options() -> dict[str, Any]:
     return shared.opts.snapshot().to_dict()
 
 
+def check_options(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Each value of a POST /options checked by `check_api_option`: (the checked values, 422 details for the rest)."""
+    checked, errors = {}, []
+    for key, value in values.items():
+        try:
+            checked[key] = check_api_option(key, value)
+        except OptionError as exc:
+            errors.append({"loc": ("body", key), "msg": str(exc), "type": "value_error"})
+    return checked, errors
+
+
 def apply_options(values: Mapping[str, Any]) -> None:
-    """Set every (already checked) value and save them to config.json, or leave everything as it was."""
+    """Set every (already checked) value and save them to config.json, or leave everything as it was. A new model is
+    loaded before anything changes: ModelError, and nothing set, when it does not load."""
+    if "sd_model_checkpoint" in values:
+        models.load_checkpoint(values["sd_model_checkpoint"], shared.cmd_opts, shared.device)
     _apply_options_atomically(values, save=shared.cmd_opts.config_path)
 
 
 def preload_model() -> None:
     """Load the current model now, so a broken model stops `serena api` at start-up rather than at the first request."""
     models.load_checkpoint(shared.opts.sd_model_checkpoint, shared.cmd_opts, shared.device)
+
+
+def override_errors(overrides: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """422 details for the known options among a request's override_settings that `check_api_option` refuses, each
+    at override_settings.<key>. Unknown keys pass: the run skips them and lists them in info.skipped_override_keys."""
+    errors = []
+    for key, value in overrides.items():
+        if key in shared.opts:
+            try:
+                check_api_option(key, value)
+            except OptionError as exc:
+                errors.append({"loc": ("body", "override_settings", key), "msg": str(exc), "type": "value_error"})
+    return errors
 
 
 def _runtime_input_error(exc: InputError | OptionError, request: GenerationRequest) -> RequestValidationError:
@@ -306,12 +373,24 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_request_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
+    async def check_overrides(request: GenerationRequest) -> None:
+        # off the event loop: checking a model title hashes the model the first time
+        errors = await run_in_threadpool(override_errors, request.override_settings or {})
+        if errors:
+            raise RequestValidationError(errors)
+
     async def generate(request: GenerationRequest, p: processing.StableDiffusionProcessing) -> dict[str, Any]:
         # 1. run on the worker, after every request queued before this one
         try:
             processed = await queue.run(processing.process_images, p)
         except (InputError, OptionError) as exc:  # the runtime's input checks: bad input, a 422
             raise _runtime_input_error(exc, request) from None
+        except ModelError as exc:
+            # a model this request chose (a listed one that does not load) is the request's problem; the server's own
+            # model failing is the server's (a 500 below)
+            if "sd_model_checkpoint" not in (request.override_settings or {}):
+                raise
+            raise unprocessable(("override_settings", "sd_model_checkpoint"), " ".join(str(exc).split())) from None
         # anything else the runtime raises is its own failure: RequestGuard answers a one-line JSON 500
         # 2. encode off the event loop; infotext embedded as the run's options said
         embed = p.opts_snapshot is None or p.opts_snapshot["save_infotext"]
@@ -322,10 +401,12 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
         return {"images": images, "parameters": parameters, "info": processed.js()}
 
     async def text2imgapi(request: Any) -> TextToImageResponse:
+        await check_overrides(request)
         p = processing.StableDiffusionProcessingTxt2Img(**request.processing_args())
         return TextToImageResponse(**await generate(request, p))
 
     async def img2imgapi(request: Any) -> ImageToImageResponse:
+        await check_overrides(request)
         init_images = await run_in_threadpool(decode_init_images, request.init_images, limits)
         p = processing.StableDiffusionProcessingImg2Img(
             **request.processing_args(), init_images=init_images, denoising_strength=request.denoising_strength
@@ -335,8 +416,9 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
     # the request models are built per limits, so FastAPI gets them here rather than from a (string) annotation
     text2imgapi.__annotations__["request"] = txt2img_model
     img2imgapi.__annotations__["request"] = img2img_model
-    app.post(f"{API_PREFIX}/txt2img", responses=POST_RESPONSES)(text2imgapi)
-    app.post(f"{API_PREFIX}/img2img", responses=POST_RESPONSES)(img2imgapi)
+    screened = [Depends(screen_body)]
+    app.post(f"{API_PREFIX}/txt2img", responses=POST_RESPONSES, dependencies=screened)(text2imgapi)
+    app.post(f"{API_PREFIX}/img2img", responses=POST_RESPONSES, dependencies=screened)(img2imgapi)
 
     @app.get(f"{API_PREFIX}/progress")
     async def progressapi(skip_current_image: bool = False) -> ProgressResponse:
@@ -377,9 +459,9 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
     def get_sd_models() -> list[SDModelItem]:  # sync: FastAPI runs it in a thread, hashing a big model takes time
         return [
             SDModelItem(
-                title=f"{info.name} [{models.short_hash(sha256)}]",
+                title=f"{info.name} [{models.short_hash(sha256)}]" if sha256 else info.name,
                 model_name=info.name,
-                hash=models.short_hash(sha256),
+                hash=models.short_hash(sha256) if sha256 else None,
                 sha256=sha256,
                 filename=str(info.path),
             )
@@ -392,21 +474,22 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
     async def set_config(update: Any) -> Any:
         # 1. every value checked (types and ranges by the model, the rest here) before any is applied
         values = update.model_dump(exclude_unset=True)
-        checked, errors = {}, []
-        for key, value in values.items():
-            try:
-                checked[key] = check_api_option(key, value)
-            except OptionError as exc:
-                errors.append({"loc": ("body", key), "msg": str(exc), "type": "value_error"})
+        checked, errors = await run_in_threadpool(check_options, values)
         if errors:
             raise RequestValidationError(errors)
-        # 2. applied between generations, so a run's restore never undoes it
-        await queue.run(apply_options, checked)
+        # 2. applied between generations, so a run's restore never undoes it; a model is loaded first, so one that
+        # does not load is refused now instead of failing every later generation
+        try:
+            await queue.run(apply_options, checked)
+        except ModelError as exc:
+            raise unprocessable(("sd_model_checkpoint",), " ".join(str(exc).split())) from None
         return current_options()
 
     set_config.__annotations__["update"] = options_update_model
     app.get(f"{API_PREFIX}/options", response_model=options_model)(get_config)
-    app.post(f"{API_PREFIX}/options", response_model=options_model, responses=POST_RESPONSES)(set_config)
+    app.post(f"{API_PREFIX}/options", response_model=options_model, responses=POST_RESPONSES, dependencies=screened)(
+        set_config
+    )
     return app
 
 

@@ -22,7 +22,6 @@ from pydantic import (
 )
 
 from serena import processing, samplers
-from serena.api_policy import override_problems
 from serena.errors import InputError
 from serena.options import OPTION_TEMPLATES, OptionInfo
 
@@ -130,14 +129,6 @@ class GenerationRequest(BaseModel):
             except ValueError:
                 raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(samplers.sampler_names())}") from None
         return name
-
-    @field_validator("override_settings", check_fields=False)
-    @classmethod
-    def _valid_overrides(cls, overrides: dict[str, Any] | None) -> dict[str, Any] | None:
-        problems = override_problems(overrides or {})
-        if problems:
-            raise ValueError("; ".join(problems))
-        return overrides
 
     @property
     def effective_sampler(self) -> str:

@@ -242,7 +242,7 @@ def samplers_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from serena import models, samplers
 
     cmd = shared.cmd_opts
-    info = models.resolve_model(shared.opts.sd_model_checkpoint, cmd.data_dir, cmd.model)
+    info = models.find_model(shared.opts.sd_model_checkpoint, cmd)
     prediction = models.read_prediction_type(info.path)
     rows = [
         {"name": s.name, "scheduler": s.scheduler, "aliases": list(s.aliases), "supported": s.supports(prediction)}
@@ -354,7 +354,11 @@ def options_set(
 ) -> None:
     """Set one option and save it to <data-dir>/config.json (atomically)."""
     _start(ctx, load_extensions=False)
-    shared.opts.set(key, shared.opts.parse_value(key, value))
+    from serena.option_checks import check_choice
+
+    parsed = shared.opts.parse_value(key, value)
+    check_choice(key, parsed, shared.cmd_opts)  # a model that is not there or a folder a file is in the way of
+    shared.opts.set(key, parsed)
     # only this key is written: values from --model or SERENA_* never leak into the config file
     shared.opts.save_keys(shared.cmd_opts.config_path, [key])
     typer.echo(f"{key} = {_show(shared.opts.data[key])}")
@@ -380,6 +384,8 @@ def _configure_logging() -> None:
 
 def _fail(message: str, code: int) -> int:
     text = " ".join(str(message).split("\n")).strip()
+    # undecodable command-line bytes come back as lone surrogates: shown escaped, never a crash while reporting
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     print(f"serena: error: {text}", file=sys.stderr)
     return code
 

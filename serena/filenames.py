@@ -14,8 +14,48 @@ if TYPE_CHECKING:
     from serena.processing import StableDiffusionProcessing
 
 _TOKEN = re.compile(r"\[([a-z_]+)\]")
+_UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _INVALID = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 MAX_PART = 128
+# what one folder name, and a whole output folder option, may take in UTF-8 (file systems allow 255 per name)
+MAX_NAME_BYTES = 255
+MAX_FOLDER_BYTES = 1024
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be an option value, a prompt or a file name, or None: a NUL character, or a lone UTF-16
+    surrogate (JSON's "\\ud800", or undecodable command-line bytes) that no file, PNG chunk or JSON reply can hold."""
+    found = _UNWRITABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return f"holds a NUL character at position {found.start()}"
+    return _surrogate_text(found)
+
+
+def surrogate_problem(text: str) -> str | None:
+    """Why `text` cannot be encoded as UTF-8 (a lone UTF-16 surrogate), or None."""
+    found = _SURROGATE.search(text)
+    return None if found is None else _surrogate_text(found)
+
+
+def _surrogate_text(found: re.Match[str]) -> str:
+    return (
+        f"holds a lone UTF-16 surrogate (U+{ord(found.group()):04X}) at position {found.start()}; "
+        "text must be valid Unicode"
+    )
+
+
+def check_folder(folder: str) -> str | None:
+    """Why `folder` cannot be an output folder on any file system, or None: a name or the whole path too long."""
+    if len(folder.encode("utf-8")) > MAX_FOLDER_BYTES:
+        return f"the folder is {len(folder.encode('utf-8'))} bytes long; at most {MAX_FOLDER_BYTES} are allowed"
+    for name in re.split(r"[\\/]", folder):
+        size = len(name.encode("utf-8"))
+        if size > MAX_NAME_BYTES:
+            return f"the folder name {name[:16]!r}… is {size} bytes; a file system allows {MAX_NAME_BYTES}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def initialize(
     if read_config and cmd_opts.config_path.is_file():
         shared.opts.load(cmd_opts.config_path)
     if cmd_opts.model:
-        info = models.resolve_model(cmd_opts.model, cmd_opts.data_dir, cmd_opts.model)
+        info = models.find_model(cmd_opts.model, cmd_opts)
         shared.opts.set("sd_model_checkpoint", str(info.path) if not info.shipped else info.name)
     if not load_extensions:
         return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -192,13 +193,38 @@ def list_models(data_dir: Path, extra: str | None = None) -> list[ModelInfo]:
     return models
 
 
-def resolve_model(checkpoint: str, data_dir: Path, extra: str | None = None) -> ModelInfo:
-    """The model named `checkpoint` (a listed name, a title with its hash, or a folder path)."""
+_TITLE = re.compile(r"(?P<name>.+) \[(?P<hash>[^\[\]]*)\]")
+MIN_TITLE_HASH = 8  # the web UI's old 8-digit hash still names a model; anything shorter is ambiguous
+
+
+def resolve_model(
+    checkpoint: str,
+    data_dir: Path,
+    extra: str | None = None,
+    *,
+    hash_cache: Path | None = None,
+    listed_only: bool = False,
+) -> ModelInfo:
+    """The model named `checkpoint`: a listed name, a title `name [hash]` whose hash is that model's, or (unless
+    `listed_only`, as through the API) a diffusers folder path. ModelError in one line otherwise.
+
+    A title's hash is checked against the model's sha256 (its first 8 to 64 hex digits), so a title of another build
+    of the model is refused rather than loaded under the wrong name. `hash_cache` is the start-up options' hash cache.
+    """
     models = list_models(data_dir, extra)
     wanted = checkpoint.strip()
     for model in models:
-        if wanted in (model.name, str(model.path)) or (wanted.startswith(model.name + " [")):
+        if wanted == model.name or (not listed_only and wanted == str(model.path)):
             return model
+    title = _TITLE.fullmatch(wanted)
+    if title is not None:
+        for model in models:
+            if title["name"] == model.name:
+                _check_title_hash(model, title["hash"], hash_cache)
+                return model
+    if listed_only:
+        listed = ", ".join(m.name for m in models)
+        raise ModelError(f"no model {checkpoint!r}; choose a name or title that /sdapi/v1/sd-models lists: {listed}")
     path = _user_path(wanted)
     if path.is_dir():
         if not is_model_dir(path):
@@ -208,12 +234,33 @@ def resolve_model(checkpoint: str, data_dir: Path, extra: str | None = None) -> 
     raise ModelError(f"sd_model_checkpoint: no model {checkpoint!r}; available: {names} (or a diffusers folder path)")
 
 
-def list_models_with_hashes(cmd_opts: CmdOpts) -> list[tuple[ModelInfo, str]]:
-    """Every model `list_models` finds for the start-up options, each with its sha256 (hashed once, then cached)."""
-    return [
-        (info, model_sha256(info.path, hash_cache_file(info, cmd_opts)))
-        for info in list_models(cmd_opts.data_dir, cmd_opts.model)
-    ]
+def _check_title_hash(model: ModelInfo, given: str, hash_cache: Path | None) -> None:
+    digest = model_sha256(model.path, None if model.shipped else hash_cache)
+    text = given.strip().lower()
+    if not MIN_TITLE_HASH <= len(text) <= len(digest) or not digest.startswith(text):
+        raise ModelError(
+            f"{model.name} [{given}]: the hash is not {model.name}'s; its title is {model.name} [{short_hash(digest)}]"
+        )
+
+
+def find_model(checkpoint: str, cmd_opts: CmdOpts, *, listed_only: bool = False) -> ModelInfo:
+    """`resolve_model` with the start-up options' data dir, --model and hash cache."""
+    return resolve_model(
+        checkpoint, cmd_opts.data_dir, cmd_opts.model, hash_cache=cmd_opts.hash_cache_path, listed_only=listed_only
+    )
+
+
+def list_models_with_hashes(cmd_opts: CmdOpts) -> list[tuple[ModelInfo, str | None]]:
+    """Every model `list_models` finds for the start-up options, each with its sha256 (hashed once, then cached), or
+    None for a folder that cannot be hashed (no weight files, unreadable): listed, so it can be named and refused."""
+    listed: list[tuple[ModelInfo, str | None]] = []
+    for info in list_models(cmd_opts.data_dir, cmd_opts.model):
+        try:
+            listed.append((info, model_sha256(info.path, hash_cache_file(info, cmd_opts))))
+        except (ModelError, OSError) as exc:
+            log.warning("%s: cannot hash model %r: %s", info.path, info.name, exc)
+            listed.append((info, None))
+    return listed
 
 
 def read_prediction_type(model_dir: Path) -> str:
@@ -328,5 +375,5 @@ model_cache = ModelCache()
 def load_checkpoint(checkpoint: str, cmd_opts: CmdOpts, device: str, *, failures: list[Any] | None = None) -> SdModel:
     """The model `checkpoint` names (as sd_model_checkpoint does), loaded through `model_cache` with the start-up
     options' precision; model_loaded callback failures are appended to `failures`."""
-    info = resolve_model(checkpoint, cmd_opts.data_dir, cmd_opts.model)
+    info = find_model(checkpoint, cmd_opts)
     return model_cache.get(info, device, cmd_opts.precision, hash_cache_file(info, cmd_opts), failures=failures)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from serena.errors import ConfigError, OptionError
 from serena.fileio import atomic_write_text
-from serena.filenames import check_pattern
+from serena.filenames import check_folder, check_pattern, text_problem
 from serena.options_snapshot import OptionsSnapshot
 
 log = logging.getLogger("serena")
@@ -52,10 +52,10 @@ OPTION_TEMPLATES: dict[str, OptionInfo] = {
     "jpeg_quality": OptionInfo(95, "Quality of saved JPEG and WebP images", "saving", "int", minimum=1, maximum=100),
     # paths
     "outdir_txt2img": OptionInfo(
-        "outputs/txt2img-images", "Output folder for txt2img (relative to data dir)", "paths", "str"
+        "outputs/txt2img-images", "Output folder for txt2img (relative to data dir)", "paths", "str", check=check_folder
     ),
     "outdir_img2img": OptionInfo(
-        "outputs/img2img-images", "Output folder for img2img (relative to data dir)", "paths", "str"
+        "outputs/img2img-images", "Output folder for img2img (relative to data dir)", "paths", "str", check=check_folder
     ),
     # stable diffusion
     "sd_model_checkpoint": OptionInfo("tiny-sd", "Model: a listed model name or a diffusers folder path", "sd", "str"),
@@ -79,6 +79,12 @@ OPTION_TEMPLATES: dict[str, OptionInfo] = {
 
 def _type_name(value: Any) -> str:
     return type(value).__name__
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """`value`'s repr for a message, cut to about `limit` characters: a hostile value must not fill the reply."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 class Options:
@@ -123,29 +129,34 @@ class Options:
         info = self.info(key)
         if info.type == "bool":
             if not isinstance(value, bool):
-                raise OptionError(f"option {key!r} expects a bool, got {_type_name(value)} {value!r}")
+                raise OptionError(f"option {key!r} expects a bool, got {_type_name(value)} {_shown(value)}")
         elif info.type == "int":
             if isinstance(value, bool) or not isinstance(value, int):
-                raise OptionError(f"option {key!r} expects an int, got {_type_name(value)} {value!r}")
+                raise OptionError(f"option {key!r} expects an int, got {_type_name(value)} {_shown(value)}")
         elif info.type == "float":
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise OptionError(f"option {key!r} expects a finite number, got {_type_name(value)} {value!r}")
+                raise OptionError(f"option {key!r} expects a finite number, got {_type_name(value)} {_shown(value)}")
             value = float(value)
         elif info.type == "str":
             if not isinstance(value, str):
-                raise OptionError(f"option {key!r} expects a string, got {_type_name(value)} {value!r}")
+                raise OptionError(f"option {key!r} expects a string, got {_type_name(value)} {_shown(value)}")
+            if problem := text_problem(value):
+                raise OptionError(f"option {key!r}: {_shown(value)} {problem}")
         elif info.type == "list":
             if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-                raise OptionError(f"option {key!r} expects a list of strings, got {_type_name(value)} {value!r}")
+                raise OptionError(f"option {key!r} expects a list of strings, got {_type_name(value)} {_shown(value)}")
+            for item in value:
+                if problem := text_problem(item):
+                    raise OptionError(f"option {key!r}: {_shown(item)} {problem}")
             value = tuple(value)
         if info.choices is not None and value not in info.choices:
-            raise OptionError(f"option {key!r}: {value!r} is not one of {', '.join(info.choices)}")
+            raise OptionError(f"option {key!r}: {_shown(value)} is not one of {', '.join(info.choices)}")
         if info.minimum is not None and value < info.minimum:
-            raise OptionError(f"option {key!r}: {value!r} is below the minimum {info.minimum:g}")
+            raise OptionError(f"option {key!r}: {_shown(value)} is below the minimum {info.minimum:g}")
         if info.maximum is not None and value > info.maximum:
-            raise OptionError(f"option {key!r}: {value!r} is above the maximum {info.maximum:g}")
+            raise OptionError(f"option {key!r}: {_shown(value)} is above the maximum {info.maximum:g}")
         if info.check is not None and (problem := info.check(value)):
-            raise OptionError(f"option {key!r}: {value!r}: {problem}")
+            raise OptionError(f"option {key!r}: {_shown(value)}: {problem}")
         return value
 
     def parse_value(self, key: str, text: str) -> Any:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import serena
 from serena import models, samplers, script_callbacks
 from serena.errors import InputError
+from serena.filenames import text_problem
 from serena.runtime_context import RuntimeContext
 from serena.runtime_utils import temporary_opts
 
@@ -38,6 +39,8 @@ MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 1000
 MAX_BATCH_SIZE = 64
 MAX_CFG = 100.0
+# far beyond any real prompt (the text encoder reads 75 tokens); tokenizing megabytes would hold the worker for minutes
+MAX_PROMPT_CHARS = 65536
 
 _generation_lock = threading.RLock()
 
@@ -93,6 +96,12 @@ class StableDiffusionProcessing:
             raise InputError("prompt", f"prompt must be a string, got {self.prompt!r}")
         if not isinstance(self.negative_prompt, str):
             raise InputError("negative_prompt", f"negative_prompt must be a string, got {self.negative_prompt!r}")
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(self, name)
+            if len(text) > MAX_PROMPT_CHARS:
+                raise InputError(name, f"{name} is {len(text)} characters long; at most {MAX_PROMPT_CHARS} are allowed")
+            if problem := text_problem(text):
+                raise InputError(name, f"{name} {problem}")
         if not _is_int(self.seed) or not (self.seed == -1 or 0 <= self.seed <= MAX_SEED):
             raise InputError("seed", f"seed must be -1 (random) or an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         if not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS:

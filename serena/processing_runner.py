@@ -17,6 +17,7 @@ from serena import models, samplers, script_callbacks, shared
 from serena.errors import InputError
 from serena.images import save_image
 from serena.infotext import create_infotext
+from serena.option_checks import make_folder
 from serena.processing import MAX_SEED, Processed, StableDiffusionProcessing, infotext_params
 from serena.runtime_context import RuntimeContext
 
@@ -205,5 +206,6 @@ class ProcessingRunner:
             # an image whose denoising was cut short does not match its infotext: returned, never saved
             if snapshot["samples_save"] and not p.do_not_save_samples and not batch_cut_short:
                 folder = Path(p.outpath_samples or (cmd_opts.data_dir / snapshot[p.outdir_option]))
+                make_folder(folder, "outpath_samples" if p.outpath_samples else p.outdir_option)
                 self.saved.append(str(save_image(image, folder, p, index, text, snapshot)))
         return batch_images

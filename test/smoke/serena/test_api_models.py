@@ -19,7 +19,16 @@ from pydantic import ValidationError
 from support import gradient_image
 
 from serena import shared
-from serena.api import ApiError, bind_socket, create_app, decode_image, field_name, openapi_document, response_schemas
+from serena.api import (
+    ApiError,
+    bind_socket,
+    create_app,
+    decode_image,
+    field_name,
+    openapi_document,
+    override_errors,
+    response_schemas,
+)
 from serena.api_models import ApiLimits, options_models, request_models
 from serena.api_policy import check_api_option
 from serena.cli import main
@@ -97,17 +106,28 @@ def test_request_defaults_fit_the_limits() -> None:
         ({"prompt": 5}, "prompt"),
         ({"sampler_name": "Nope"}, "sampler_name"),
         ({"sampler_index": "Nope"}, "sampler_index"),
-        ({"override_settings": {"CLIP_stop_at_last_layers": "2"}}, "override_settings"),
-        ({"override_settings": {"outdir_txt2img": "/etc"}}, "override_settings"),
-        ({"override_settings": {"outdir_img2img": "../../elsewhere"}}, "override_settings"),
-        ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, "override_settings"),
-        ({"override_settings": {"samples_filename_pattern": "[nope]"}}, "override_settings"),
     ],
 )
 def test_bad_txt2img_fields_are_named(body: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         request_models(SMALL).txt2img.model_validate(body)
     assert error_fields(caught.value) == [field]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("CLIP_stop_at_last_layers", "2"),
+        ("outdir_txt2img", "/etc"),
+        ("outdir_img2img", "../../elsewhere"),
+        ("sd_model_checkpoint", "no-such-model"),
+        ("samples_filename_pattern", "[nope]"),
+    ],
+)
+def test_bad_override_settings_are_named_by_key(key: str, value: Any) -> None:
+    errors = override_errors({key: value, "not_an_option": {"skipped": True}, "jpeg_quality": 90})
+    assert [error["loc"] for error in errors] == [("body", "override_settings", key)]
+    assert key in errors[0]["msg"]
 
 
 def test_sampler_index_is_the_fallback_for_sampler_name() -> None:

@@ -148,7 +148,7 @@ VALUES = {
     "CLIP_stop_at_last_layers": st.integers(1, 12),
     "eta_ddim": st.floats(0.0, 1.0),
     "num_threads": st.integers(0, 8),
-    "outdir_txt2img": st.text(max_size=10),
+    "outdir_txt2img": st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=10),
     "randn_source": st.sampled_from(["CPU", "GPU"]),
 }
 override_dicts = st.dictionaries(
