@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import GoldenError
 from harness.golden.measures import ImageMeasures, pixel_sha256
 from harness.golden.trace import Trace, load_traces, save_traces
-from harness.output import atomic_write_bytes, atomic_write_text
+from harness.output import finish_file_set, write_file_set
 
 if TYPE_CHECKING:
     from harness.config import HarnessConfig
@@ -119,6 +119,7 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
     """Read and validate `goldens_dir/key/manifest.json`; a missing manifest gives an empty set (exists=False)."""
     folder = goldens_dir / key
     path = folder / MANIFEST_NAME
+    finish_file_set(folder)  # an update killed after it committed: its new set is the set
     if not path.is_file():
         return GoldenSet(folder, key, Tolerances(**DEFAULT_TOLERANCES), exists=False)  # type: ignore[arg-type]
     try:
@@ -201,12 +202,12 @@ class UpdateQueue:
         return bool(self.pending or self.removals or self.noise_floor is not None)
 
     def flush(self) -> list[Path]:
-        """Write everything queued; an interruption leaves the old manifest (and its files) or the new one."""
+        """Write everything queued as one file set (harness/output.py): a kill leaves the old set or the new one."""
+        import hashlib
         import io
 
         golden = self.golden_set
-        golden.folder.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
+        files: dict[Path, bytes] = {}
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         # 1. new files under content-derived names, never overwriting what the old manifest points at
         for update in self.pending.values():
@@ -215,17 +216,13 @@ class UpdateQueue:
                 name = f"{update.case_id}-{index}-{measures.sha256[:12]}.png"
                 buffer = io.BytesIO()
                 image.save(buffer, "PNG")
-                atomic_write_bytes(golden.folder / name, buffer.getvalue())
-                written.append(golden.folder / name)
+                files[golden.folder / name] = buffer.getvalue()
                 images.append((name, measures))
             trace_name = None
             if any(trace.stages for trace in update.traces):
                 data = save_traces(update.traces)
-                import hashlib
-
                 trace_name = f"{update.case_id}-{hashlib.sha256(data).hexdigest()[:12]}.trace.npz"
-                atomic_write_bytes(golden.folder / trace_name, data)
-                written.append(golden.folder / trace_name)
+                files[golden.folder / trace_name] = data
             golden.entries[update.case_id] = GoldenEntry(
                 update.case_id, update.params, update.digest, images, trace_name, now
             )
@@ -235,7 +232,7 @@ class UpdateQueue:
             golden.noise_floor = self.noise_floor
         if self.recorded_with is not None:
             golden.recorded_with = self.recorded_with
-        # 2. the manifest, atomically
+        # 2. the manifest after them, so even a reader racing the write sees old names or new ones, never a mix
         document = {
             "schema_version": SCHEMA_VERSION,
             "environment_key": golden.key,
@@ -244,18 +241,20 @@ class UpdateQueue:
             "noise_floor": golden.noise_floor,
             "cases": {case_id: golden.entries[case_id].to_dict() for case_id in sorted(golden.entries)},
         }
-        atomic_write_text(golden.manifest_path, json.dumps(document, indent=2, sort_keys=False) + "\n")
-        written.append(golden.manifest_path)
-        golden.exists = True
-        # 3. files no entry points at any more
+        files[golden.manifest_path] = (json.dumps(document, indent=2, sort_keys=False) + "\n").encode("utf-8")
+        # 3. files no entry points at any more, removed once the new manifest is in place
         referenced = {MANIFEST_NAME}
         for entry in golden.entries.values():
             referenced.update(name for name, _ in entry.images)
             if entry.trace_file:
                 referenced.add(entry.trace_file)
-        for path in golden.folder.iterdir():
-            if path.is_file() and path.name not in referenced and not path.name.startswith("."):
-                path.unlink()
+        unreferenced = [
+            path
+            for path in (golden.folder.iterdir() if golden.folder.is_dir() else ())
+            if path.is_file() and path.name not in referenced and not path.name.startswith(".")
+        ]
+        write_file_set(golden.folder, files, remove=unreferenced)
+        golden.exists = True
         self.pending.clear()
         self.removals.clear()
-        return written
+        return list(files)

@@ -17,6 +17,7 @@ from harness.errors import HarnessError, InvariantsError
 from harness.invariants.registry import Invariant, VerifierRef, load_registry
 from harness.invariants.snapshots import SNAPSHOTS, compare_snapshot
 from harness.outcome import CheckResult, Outcome
+from harness.output import finish_file_set
 from harness.pytest_runner import junit_results, run_pytest
 
 Progress = Callable[[str], None]
@@ -197,6 +198,7 @@ def _golden_outcomes(
 
 # -- snapshots --------------------------------------------------------------------------------
 def _snapshot_outcomes(refs: list[VerifierRef], snapshots_dir: Path, run: bool) -> dict[str, VerifierOutcome]:
+    finish_file_set(snapshots_dir)  # a `snapshot --update` killed after it committed: its texts are the snapshots
     outcomes: dict[str, VerifierOutcome] = {}
     for ref in refs:
         snapshot = SNAPSHOTS.get(ref.target)

@@ -126,7 +126,7 @@ def snapshot_command(
     update: Annotated[bool, typer.Option("--update", help="Rewrite the committed snapshots from the code.")] = False,
 ) -> int:
     """Compare the snapshot verifiers with the code (a readable diff when they differ); --update rewrites them."""
-    from harness.invariants.snapshots import SNAPSHOTS, compare_snapshot
+    from harness.invariants.snapshots import SNAPSHOTS, compare_snapshots
 
     chosen = names or list(SNAPSHOTS)
     unknown = [name for name in chosen if name not in SNAPSHOTS]
@@ -134,8 +134,7 @@ def snapshot_command(
         raise InvariantsError(f"no snapshot {unknown[0]!r}; known: {', '.join(SNAPSHOTS)}")
     snapshots_dir = config().path("invariants.snapshots_dir")
     failed = False
-    for name in chosen:
-        result = compare_snapshot(SNAPSHOTS[name], snapshots_dir, update=update)
+    for result in compare_snapshots([SNAPSHOTS[name] for name in chosen], snapshots_dir, update=update):
         typer.echo(f"{result.name}: {result.status}" + (f" ({result.detail})" if result.detail else ""))
         if result.diff:
             typer.echo(result.diff.rstrip())

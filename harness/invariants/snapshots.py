@@ -235,21 +235,41 @@ class SnapshotResult:
 
 def compare_snapshot(snapshot: Snapshot, snapshots_dir: Path, *, update: bool = False) -> SnapshotResult:
     """Produce the surface now and compare it with the committed text; with update, rewrite it atomically."""
-    from harness.output import atomic_write_text
+    return compare_snapshots([snapshot], snapshots_dir, update=update)[0]
 
-    path = snapshot.path(snapshots_dir)
-    try:
-        current = snapshot.produce()
-    except Exception as exc:  # noqa: BLE001 - a surface that cannot be produced is a failed verifier, not a crash
-        return SnapshotResult(snapshot.name, "error", detail=f"{type(exc).__name__}: {exc}")
-    if update:
-        if not path.is_file() or path.read_text(encoding="utf-8") != current:
-            atomic_write_text(path, current)
-            return SnapshotResult(snapshot.name, "updated", detail=str(path))
-        return SnapshotResult(snapshot.name, "match")
-    if not path.is_file():
+
+def compare_snapshots(chosen: list[Snapshot], snapshots_dir: Path, *, update: bool = False) -> list[SnapshotResult]:
+    """Each surface produced now and compared with its committed text; with update, every changed text is rewritten
+    as one file set (harness/output.py), so an update killed at any moment leaves all old texts or all new ones."""
+    from harness.output import finish_file_set, write_file_set
+
+    finish_file_set(snapshots_dir)
+    results = []
+    rewritten: dict[Path, bytes] = {}
+    for snapshot in chosen:
+        path = snapshot.path(snapshots_dir)
+        try:
+            current = snapshot.produce()
+        except Exception as exc:  # noqa: BLE001 - a surface that cannot be produced is a failed verifier, not a crash
+            results.append(SnapshotResult(snapshot.name, "error", detail=f"{type(exc).__name__}: {exc}"))
+            continue
+        recorded = path.read_text(encoding="utf-8") if path.is_file() else None
+        if update:
+            if recorded == current:
+                results.append(SnapshotResult(snapshot.name, "match"))
+            else:
+                rewritten[path] = current.encode("utf-8")
+                results.append(SnapshotResult(snapshot.name, "updated", detail=str(path)))
+        else:
+            results.append(_compared(snapshot, path, recorded, current))
+    if rewritten:
+        write_file_set(snapshots_dir, rewritten)
+    return results
+
+
+def _compared(snapshot: Snapshot, path: Path, recorded: str | None, current: str) -> SnapshotResult:
+    if recorded is None:
         return SnapshotResult(snapshot.name, "missing", detail=f"{path} not found; create it with --update")
-    recorded = path.read_text(encoding="utf-8")
     if recorded == current:
         return SnapshotResult(snapshot.name, "match")
     diff = "".join(

@@ -7,14 +7,12 @@ list the surfaces they extended. Built from each closed milestone's plan and mil
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from harness.config import HarnessConfig, repo_relative
 from harness.ledger.model import artifact_path, read_ledger
 from harness.ledger.plan import Plan, PlanError, has_front_matter, read_plan
 from harness.ledger.verify import read_verify_document
-from harness.output import atomic_write_text
 
 HEADER = """# Behaviour changes
 
@@ -79,8 +77,8 @@ def render_behaviour_changes(entries: list[tuple[str, Plan, dict[str, Any], str]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_behaviour_changes(cfg: HarnessConfig, *, extra: dict[str, tuple[Plan, dict[str, Any]]] | None = None) -> Path:
-    """Regenerate the page from the closed milestones (plus `extra`, the one being closed) and return its path."""
+def behaviour_changes_text(cfg: HarnessConfig, *, extra: dict[str, tuple[Plan, dict[str, Any]]] | None = None) -> str:
+    """The page regenerated from the closed milestones (plus `extra`, the one being closed); close writes it."""
     milestones_dir = cfg.path("ledger.milestones_dir")
     ledger = read_ledger(cfg.path("ledger.path"))
     extra = extra or {}
@@ -104,6 +102,4 @@ def write_behaviour_changes(cfg: HarnessConfig, *, extra: dict[str, tuple[Plan, 
         document = read_verify_document(evidence)
         if document is not None:
             entries.append((row.milestone, plan, document, where))
-    path = cfg.path("ledger.behaviour_changes")
-    atomic_write_text(path, render_behaviour_changes(entries))
-    return path
+    return render_behaviour_changes(entries)

@@ -29,6 +29,7 @@ from harness.ledger.model import (
     Ledger,
     LedgerRow,
     artifact_path,
+    finish_ledger_write,
     has_content,
     parse_ledger,
     read_ledger,
@@ -209,6 +210,7 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
     """The table's schema, unique ids and status values, and each milestone against its folder."""
     ledger_path = cfg.path("ledger.path")
     milestones_dir = cfg.path("ledger.milestones_dir")
+    finish_ledger_write(ledger_path)  # before looking at the folders: a killed `milestone new` may have committed
     if not ledger_path.is_file():
         return CheckResult(
             check="ledger",

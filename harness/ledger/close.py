@@ -19,15 +19,14 @@ from typing import Literal
 from harness.config import HarnessConfig, repo_relative
 from harness.errors import HarnessError, LedgerError
 from harness.git import GitError, commit_time, git
-from harness.ledger.behaviour import write_behaviour_changes
+from harness.ledger.behaviour import behaviour_changes_text
 from harness.ledger.check import summary_problems
-from harness.ledger.model import ARTIFACTS, EMPTY, artifact_path, read_ledger, replace_section
+from harness.ledger.model import ARTIFACTS, EMPTY, artifact_path, read_ledger, replace_section, write_ledger_files
 from harness.ledger.plan import read_plan
 from harness.ledger.score import compute_audit_score
 from harness.ledger.summary import Closing, prose, render_summary, score_block
 from harness.ledger.verify import DOCUMENT_NAME, read_run_evidence, read_verify_document
 from harness.outcome import CheckResult, Outcome
-from harness.output import atomic_write_text
 
 
 def tag_name(milestone: str) -> str:
@@ -65,8 +64,9 @@ def close_milestone(
     """Compute the score and the summary from the verify evidence, regenerate behaviour-changes.md, close the row.
 
     Nothing is written when the verify evidence is missing, stale (another commit) or not Met, when the closed
-    milestone would fail `ledger check`, or with --dry-run. The ledger row is written last, so an interrupted close
-    leaves the row as it was; the tag is created after the row.
+    milestone would fail `ledger check`, or with --dry-run. The summary, the audit, behaviour-changes.md and the
+    ledger row are written as one file set, so a close killed at any moment leaves all four as they were or all four
+    closed; the tag is created after them.
     """
     ledger_path = cfg.path("ledger.path")
     milestones_dir = cfg.path("ledger.milestones_dir")
@@ -197,11 +197,13 @@ def close_milestone(
             summary=f"{milestone} would close at {commit[:7]}: {score.total}/100 = {score.describe()} (dry run)",
             figures=figures,
         )
-    atomic_write_text(summary_path, summary_text)
-    atomic_write_text(audit_path, audit_text)
     updated = ledger.with_rows([closed if r.milestone == milestone else r for r in ledger.rows])
-    behaviour_path = write_behaviour_changes(cfg, extra={milestone: (plan, document)})
-    atomic_write_text(ledger_path, updated)
+    behaviour_path = cfg.path("ledger.behaviour_changes")
+    behaviour_text = behaviour_changes_text(cfg, extra={milestone: (plan, document)})
+    write_ledger_files(
+        ledger_path,
+        {summary_path: summary_text, audit_path: audit_text, behaviour_path: behaviour_text, ledger_path: updated},
+    )
     if name:
         git(
             cfg.repo_root,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Literal
 
 from harness.errors import LedgerError
+from harness.output import finish_file_set, write_file_set
 
 COLUMNS = (
     "Milestone",
@@ -136,12 +138,24 @@ def parse_ledger(text: str, path: Path) -> Ledger:
 
 
 def read_ledger(path: Path) -> Ledger:
+    finish_ledger_write(path)
     try:
         return parse_ledger(path.read_text(encoding="utf-8"), path)
     except FileNotFoundError:
         raise LedgerError(f"{path}: no ledger here; `serena-verify milestone new M01 --title …` creates it") from None
     except OSError as exc:
         raise LedgerError(f"{path}: cannot read the ledger ({exc.strerror})") from None
+
+
+def write_ledger_files(ledger_path: Path, files: Mapping[Path, str]) -> None:
+    """Write a ledger edit (milestone documents, then the ledger itself) as one file set kept beside the ledger
+    (harness/output.py): a kill leaves every file as it was or every file written."""
+    write_file_set(ledger_path.parent, {path: text.encode("utf-8") for path, text in files.items()})
+
+
+def finish_ledger_write(ledger_path: Path) -> None:
+    """Finish a ledger edit that a killed `milestone new` or `close` committed; call before reading the ledger."""
+    finish_file_set(ledger_path.parent)
 
 
 def artifact_path(milestones_dir: Path, milestone: str, artifact: str) -> Path:

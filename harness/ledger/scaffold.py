@@ -10,10 +10,17 @@ from pathlib import Path
 from harness.config import HarnessConfig
 from harness.errors import LedgerError
 from harness.git import GitError, head_sha, ref_exists
-from harness.ledger.model import ARTIFACTS, EMPTY, MILESTONE_ID, LedgerRow, artifact_path, read_ledger
+from harness.ledger.model import (
+    ARTIFACTS,
+    EMPTY,
+    MILESTONE_ID,
+    LedgerRow,
+    artifact_path,
+    read_ledger,
+    write_ledger_files,
+)
 from harness.ledger.plan import POSTURES
 from harness.outcome import CheckResult, Outcome
-from harness.output import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -64,8 +71,7 @@ def milestone_new(
 
     The baseline defaults to the commit checked out now (the milestone compares its head with where it started).
 
-    The folder is written first and the ledger row last, each file atomically: an interrupted run leaves at worst
-    a folder without a row, which `ledger check` reports.
+    The folder and the ledger row are written as one file set: a run killed at any moment leaves neither or both.
     """
     if not MILESTONE_ID.match(milestone):
         raise LedgerError(f"milestone id {milestone!r}: expected M followed by 2-3 digits, like M04")
@@ -100,17 +106,19 @@ def milestone_new(
         raise LedgerError(f"{folder}: already exists; choose another id or add its row by hand")
     today = today or datetime.now(UTC).date().isoformat()
 
-    written = []
-    for artifact in ARTIFACTS:
-        path = artifact_path(milestones_dir, milestone, artifact)
-        atomic_write_text(path, artifact_text(artifact, milestone, title, today, posture=posture, baseline=baseline))
-        written.append(str(path))
+    files = {
+        artifact_path(milestones_dir, milestone, artifact): artifact_text(
+            artifact, milestone, title, today, posture=posture, baseline=baseline
+        )
+        for artifact in ARTIFACTS
+    }
+    written = [str(path) for path in files]
     row = LedgerRow(milestone, title, "planned", branch or EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY)
     if ledger is None:
-        text = render_template("ledger.md").rstrip("\n") + "\n" + row.render() + "\n"
+        files[ledger_path] = render_template("ledger.md").rstrip("\n") + "\n" + row.render() + "\n"
     else:
-        text = ledger.with_rows([*rows, row])
-    atomic_write_text(ledger_path, text)
+        files[ledger_path] = ledger.with_rows([*rows, row])
+    write_ledger_files(ledger_path, files)
     return CheckResult(
         check="milestone-new",
         outcome=Outcome.PASSED,

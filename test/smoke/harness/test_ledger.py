@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import REPO_ROOT, git
+from support import REPO_ROOT, RUN_RESULTS, git, verify_document, write_verify
 
 from harness import cli
 from harness.config import HarnessConfig, load_config
@@ -205,97 +205,6 @@ def test_ledger_check_cli_without_a_ledger_fails(
 
 
 # ---------------------------------------------------------------- close
-
-
-def verify_document(head: str, *, verdict: str = "met", claims: tuple[str, ...] = ("unchanged", "unchanged")) -> dict:
-    """A milestone-verify document as `milestone verify` writes it (the measurement itself is tested in quality)."""
-    cases = [{"case": f"c{i}", "verdict": "identical", "claim": claim, "images": []} for i, claim in enumerate(claims)]
-    plan = {
-        "milestone": "M01",
-        "title": "The runtime",
-        "posture": "behavior-preserving",
-        "baseline": "base",
-        "invariants": ["all"],
-        "changes": [],
-        "exit_criteria": [
-            {"criterion": c, "evidence": e}
-            for c, e in (
-                (
-                    "Every golden case gives the same pixels at the baseline and at the head, or changes as declared",
-                    "verify:model-outputs",
-                ),
-                (
-                    "Every public surface renders the same at the baseline and at the head, or changes as declared",
-                    "verify:surfaces",
-                ),
-                ("Every invariant the milestone keeps is verified at the head", "verify:invariants"),
-                ("The test suite passes at the head", "check:tests"),
-            )
-        ],
-    }
-    return {
-        "milestone": "M01",
-        "plan": plan,
-        "baseline": {"ref": "base", "sha": "0" * 40},
-        "head": {"sha": head, "uncommitted": []},
-        "verdict": verdict,
-        "reasons": [] if verdict == "met" else ["golden c0: changed"],
-        "parts": {
-            "model-outputs": {"status": "met", "summary": "2 cases", "cases": cases},
-            "surfaces": {
-                "status": "met",
-                "summary": "1 surface",
-                "surfaces": [{"surface": "cli-help", "claim": "unchanged", "status": "unchanged"}],
-            },
-            "invariants": {
-                "status": "met",
-                "summary": "2/2",
-                "statuses": {"INV-001": "verified", "INV-002": "not run"},
-                "kept": [],
-            },
-            "coverage": {
-                "status": "met",
-                "summary": "90%",
-                "total": 90.0,
-                "floor": 80.0,
-                "changed_lines": {"percent": 50.0, "covered": 1, "changed_measured_lines": 2},
-            },
-        },
-        "observability": [{"surface": "Model outputs (golden cases)", "status": "Unchanged", "evidence": "A/B"}],
-        "exit_criteria": [
-            {"criterion": c["criterion"], "evidence": c["evidence"], "status": "met", "detail": "ok"}
-            for c in plan["exit_criteria"]
-        ],
-        "dependencies": {"summary": "no dependency moved"},
-        "ci": {"summary": "CI unchanged", "changes": []},
-        "seconds": {"total": 1.0, "goldens": 0.5, "surfaces": 0.5},
-    }
-
-
-RUN_RESULTS = {
-    "deps": {"check": "deps", "outcome": "passed", "summary": "pinned"},
-    "ruff": {"check": "ruff", "outcome": "failed", "summary": "2 problems"},
-    "audit-deps": {"check": "audit-deps", "outcome": "inconclusive", "summary": "0 audited", "reason": "no network"},
-    "env": {"check": "env", "outcome": "passed", "summary": "recorded"},
-    "golden": {"check": "golden", "outcome": "passed", "summary": "not a gate"},
-}
-
-
-def write_verify(root: Path, document: dict) -> Path:
-    ev = folder(root, "M01") / "evidence"
-    ev.mkdir(parents=True, exist_ok=True)
-    document["baseline"]["sha"] = git(root, "rev-parse", "base")
-    plan_path = folder(root, "M01") / "M01_plan.md"
-    document["plan"] = parse_plan(plan_path.read_text(encoding="utf-8"), plan_path).to_dict()
-    wrapper = {
-        "schema_version": 1,
-        "outcome": "passed",
-        "results": [{"check": "milestone-verify", "figures": document}],
-    }
-    (ev / "milestone-verify.json").write_text(json.dumps(wrapper), encoding="utf-8")
-    run = {"schema_version": 1, "results": list(RUN_RESULTS.values())}
-    (ev / "summary.json").write_text(json.dumps(run), encoding="utf-8")
-    return ev
 
 
 def test_the_audit_score_counts_what_each_dimension_names_and_leaves_out_what_has_no_verdict() -> None:
