@@ -63,6 +63,8 @@ POST_RESPONSES: dict[int | str, dict[str, Any]] = {
 # (parameters) would break serialisation
 MAX_JSON_DEPTH = 32
 MAX_REPORTED_PROBLEMS = 10
+COMPAT_MODES = ("strict", "lenient")
+UNKNOWN_OPTION = "Serena has no option {key!r}; `serena api --compat lenient` skips unknown options and reports them"
 GRACEFUL_SHUTDOWN_S = 5
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -321,12 +323,21 @@ def preload_model() -> None:
     models.load_checkpoint(shared.opts.sd_model_checkpoint, shared.cmd_opts, shared.device)
 
 
-def override_errors(overrides: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """422 details for the known options among a request's override_settings that `check_api_option` refuses, each
-    at override_settings.<key>. Unknown keys pass: the run skips them and lists them in info.skipped_override_keys."""
+def override_errors(overrides: Mapping[str, Any], *, lenient: bool = False) -> list[dict[str, Any]]:
+    """422 details for a request's override_settings, each at override_settings.<key>: the known options that
+    `check_api_option` refuses, and keys Serena has no option for — unless `lenient`, when the run skips those and
+    lists them in info.skipped_override_keys."""
     errors = []
     for key, value in overrides.items():
-        if key in shared.opts:
+        if key not in shared.opts and not lenient:
+            errors.append(
+                {
+                    "loc": ("body", "override_settings", key),
+                    "msg": UNKNOWN_OPTION.format(key=key),
+                    "type": "value_error",
+                }
+            )
+        elif key in shared.opts:
             try:
                 check_api_option(key, value)
             except OptionError as exc:
@@ -348,11 +359,18 @@ def _runtime_input_error(exc: InputError | OptionError, request: GenerationReque
 
 
 # -- the app -----------------------------------------------------------------------------------
-def create_app(limits: ApiLimits | None = None) -> FastAPI:
-    """The API app; `limits` default to ApiLimits() (the CLI layers SERENA_API_* and flags on top)."""
+def create_app(limits: ApiLimits | None = None, compat: str = "strict") -> FastAPI:
+    """The API app; `limits` default to ApiLimits() (the CLI layers SERENA_API_* and flags on top).
+
+    `compat` says what happens to a web-UI field Serena does not implement, set to a value that would change the
+    image, and to an option key Serena does not have: "strict" refuses it with 422 naming it; "lenient" accepts it,
+    logs a warning and reports it (info.ignored_fields, info.skipped_override_keys, X-Serena-Skipped-Options)."""
+    if compat not in COMPAT_MODES:
+        raise ApiError(f"--compat must be one of {', '.join(COMPAT_MODES)}, got {compat!r}")
+    lenient = compat == "lenient"
     limits = limits or ApiLimits()
     txt2img_model, img2img_model = request_models(limits)
-    options_model, options_update_model = options_models()
+    options_model, options_update_model = options_models(lenient)
     queue = GenerationQueue()
 
     @asynccontextmanager
@@ -370,16 +388,29 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.limits = limits
+    app.state.compat = compat
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_request_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
-    async def check_overrides(request: GenerationRequest) -> None:
+    async def check_request(request: GenerationRequest) -> list[str]:
+        """Refuse what this request may not ask for; the web-UI fields ignored (under lenient) are returned."""
+        unsupported = request.unsupported_fields()
+        errors = (
+            [] if lenient else [{"loc": ("body", name), "msg": why, "type": "value_error"} for name, why in unsupported]
+        )
         # off the event loop: checking a model title hashes the model the first time
-        errors = await run_in_threadpool(override_errors, request.override_settings or {})
+        errors += await run_in_threadpool(
+            functools.partial(override_errors, lenient=lenient), request.override_settings or {}
+        )
         if errors:
             raise RequestValidationError(errors)
+        for name, why in unsupported:
+            log.warning("%s: ignored under --compat lenient: %s", name, why)
+        return [name for name, _ in unsupported]
 
-    async def generate(request: GenerationRequest, p: processing.StableDiffusionProcessing) -> dict[str, Any]:
+    async def generate(
+        request: GenerationRequest, p: processing.StableDiffusionProcessing, ignored: list[str]
+    ) -> dict[str, Any]:
         # 1. run on the worker, after every request queued before this one
         try:
             processed = await queue.run(processing.process_images, p)
@@ -395,23 +426,25 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
         # 2. encode off the event loop; infotext embedded as the run's options said
         embed = p.opts_snapshot is None or p.opts_snapshot["save_infotext"]
         images = await run_in_threadpool(encode_images, processed, embed) if request.send_images else []
-        parameters = request.model_dump(mode="json")
+        parameters = request.echo()
         if "init_images" in parameters and not parameters.get("include_init_images"):
             parameters["init_images"] = None
-        return {"images": images, "parameters": parameters, "info": processed.js()}
+        info = json.loads(processed.js())
+        info["ignored_fields"] = ignored
+        return {"images": images, "parameters": parameters, "info": json.dumps(info)}
 
     async def text2imgapi(request: Any) -> TextToImageResponse:
-        await check_overrides(request)
+        ignored = await check_request(request)
         p = processing.StableDiffusionProcessingTxt2Img(**request.processing_args())
-        return TextToImageResponse(**await generate(request, p))
+        return TextToImageResponse(**await generate(request, p, ignored))
 
     async def img2imgapi(request: Any) -> ImageToImageResponse:
-        await check_overrides(request)
+        ignored = await check_request(request)
         init_images = await run_in_threadpool(decode_init_images, request.init_images, limits)
         p = processing.StableDiffusionProcessingImg2Img(
             **request.processing_args(), init_images=init_images, denoising_strength=request.denoising_strength
         )
-        return ImageToImageResponse(**await generate(request, p))
+        return ImageToImageResponse(**await generate(request, p, ignored))
 
     # the request models are built per limits, so FastAPI gets them here rather than from a (string) annotation
     text2imgapi.__annotations__["request"] = txt2img_model
@@ -442,7 +475,13 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
         return {}
 
     @app.get(f"{API_PREFIX}/samplers")
-    async def get_samplers() -> list[SamplerItem]:
+    def get_samplers() -> list[SamplerItem]:  # sync: reading the current model's scheduler config is file I/O
+        # only the samplers the current model runs, as the web UI lists them; all of them when it cannot be read
+        try:
+            info = models.find_model(shared.opts.sd_model_checkpoint, shared.cmd_opts)
+            usable = samplers.samplers_for(models.read_prediction_type(info.path))
+        except (ModelError, OSError):
+            usable = list(samplers.SAMPLERS)
         return [
             SamplerItem(
                 name=sampler.name,
@@ -452,7 +491,7 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
                     "prediction_types": ",".join(sorted(sampler.prediction_types)),
                 },
             )
-            for sampler in samplers.SAMPLERS
+            for sampler in usable
         ]
 
     @app.get(f"{API_PREFIX}/sd-models")
@@ -471,9 +510,14 @@ def create_app(limits: ApiLimits | None = None) -> FastAPI:
     async def get_config() -> Any:
         return current_options()
 
-    async def set_config(update: Any) -> Any:
-        # 1. every value checked (types and ranges by the model, the rest here) before any is applied
-        values = update.model_dump(exclude_unset=True)
+    async def set_config(update: Any, response: Response) -> Any:
+        # 1. every value checked (types and ranges by the model, the rest here) before any is applied; a key Serena
+        # has no option for was refused by the model, or under lenient is skipped and reported
+        skipped = sorted(update.model_extra or {})
+        if skipped:
+            log.warning("POST /options: unknown options skipped under --compat lenient: %s", ", ".join(skipped))
+            response.headers["X-Serena-Skipped-Options"] = ",".join(skipped)
+        values = update.model_dump(exclude_unset=True, exclude=set(skipped))
         checked, errors = await run_in_threadpool(check_options, values)
         if errors:
             raise RequestValidationError(errors)
@@ -523,7 +567,9 @@ def _server(app: FastAPI, log_level: str) -> Any:
     return uvicorn.Server(config)
 
 
-def serve(host: str, port: int, limits: ApiLimits | None = None, *, preload: bool = True) -> None:
+def serve(
+    host: str, port: int, limits: ApiLimits | None = None, *, preload: bool = True, compat: str = "strict"
+) -> None:
     """Serve the API until interrupted (Ctrl-C); ApiError when the address cannot be bound."""
     sock = bind_socket(host, port)
     try:
@@ -532,7 +578,7 @@ def serve(host: str, port: int, limits: ApiLimits | None = None, *, preload: boo
         log.warning("serving the API on http://%s:%d%s", host, sock.getsockname()[1], API_PREFIX)
         if host not in LOOPBACK_HOSTS:
             log.warning("the API has no authentication: anyone who can reach %s can generate and change options", host)
-        _server(create_app(limits), "info").run(sockets=[sock])
+        _server(create_app(limits, compat), "info").run(sockets=[sock])
     finally:
         sock.close()
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from functools import cache
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -19,6 +19,7 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from serena import processing, samplers
@@ -113,12 +114,161 @@ def environment_variable(limit: str) -> str:
     return f"SERENA_API_{limit.upper()}"
 
 
+# -- web-UI fields Serena does not implement -----------------------------------------------------
+def _off(value: Any, request: Mapping[str, Any]) -> bool:
+    return value in (None, False, 0, "", [], {})
+
+
+def _always(value: Any, request: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _unless(switch: str) -> Callable[[Any, Mapping[str, Any]], bool]:
+    """No effect while the field `switch` is off (hires fix, mask, refiner, subseed strength)."""
+    return lambda value, request: _off(request.get(switch), request)
+
+
+def _one_of(*values: Any) -> Callable[[Any, Mapping[str, Any]], bool]:
+    return lambda value, request: value is None or value in values
+
+
+def _same_size(axis: str) -> Callable[[Any, Mapping[str, Any]], bool]:
+    return lambda value, request: value is None or value <= 0 or value == request.get(axis)
+
+
+@dataclass(frozen=True)
+class CompatField:
+    """A web-UI (A1111) request field Serena accepts but does not implement: its type, the feature it belongs to, and
+    `no_op(value, request)`: whether the value leaves the image as Serena makes it. Any other value is refused with a
+    422 (or, under `--compat lenient`, ignored, logged and listed in info.ignored_fields)."""
+
+    annotation: Any
+    feature: str
+    accepted: str
+    no_op: Callable[[Any, Mapping[str, Any]], bool] = _off
+    modes: tuple[str, ...] = ("txt2img", "img2img")
+
+
+COMPAT_FIELDS: dict[str, CompatField] = {
+    "styles": CompatField(list[str] | None, "saved prompt styles", "null or []"),
+    "subseed": CompatField(
+        int | None, "variation seeds", "any while subseed_strength is 0", _unless("subseed_strength")
+    ),
+    "subseed_strength": CompatField(float | None, "variation seeds", "null or 0"),
+    "seed_resize_from_h": CompatField(int | None, "resize seed from", "null, <= 0 or the height", _same_size("height")),
+    "seed_resize_from_w": CompatField(int | None, "resize seed from", "null, <= 0 or the width", _same_size("width")),
+    "seed_enable_extras": CompatField(bool | None, "variation seeds", "any", _always),
+    "restore_faces": CompatField(bool | None, "face restoration", "null or false"),
+    "tiling": CompatField(bool | None, "tiling", "null or false"),
+    "do_not_save_grid": CompatField(bool | None, "grids (Serena never writes one)", "any", _always),
+    "do_not_reload_embeddings": CompatField(bool | None, "textual inversion embeddings", "any", _always),
+    "ddim_discretize": CompatField(str | None, "DDIM discretization", 'null or ""'),
+    "s_min_uncond": CompatField(float | None, "sampler parameter s_min_uncond", "null or 0"),
+    "s_churn": CompatField(float | None, "sampler parameter s_churn", "null or 0"),
+    "s_tmin": CompatField(float | None, "sampler parameter s_tmin", "null or 0"),
+    "s_tmax": CompatField(float | None, "sampler parameter s_tmax", "null or 0", _one_of(0)),
+    "s_noise": CompatField(float | None, "sampler parameter s_noise", "null or 1", _one_of(1)),
+    "refiner_checkpoint": CompatField(str | None, "refiner", 'null, "" or "None"', _one_of("", "None")),
+    "refiner_switch_at": CompatField(float | None, "refiner", "any without a refiner", _unless("refiner_checkpoint")),
+    "comments": CompatField(dict[str, Any] | None, "infotext comments", "null or {}"),
+    "script_name": CompatField(str | None, "scripts", 'null or ""'),
+    "script_args": CompatField(list[Any] | None, "scripts", "any without a script", _unless("script_name")),
+    "alwayson_scripts": CompatField(dict[str, Any] | None, "always-on scripts (ControlNet, …)", "null or {}"),
+    "force_task_id": CompatField(str | None, "task ids (no effect on the image)", "any", _always),
+    "infotext": CompatField(str | None, "parameters from infotext", 'null or ""'),
+    "scheduler": CompatField(str | None, "schedule types", 'null, "" or "Automatic"', _one_of("", "Automatic")),
+    # txt2img: hires fix
+    "enable_hr": CompatField(bool | None, "hires fix", "null or false", modes=("txt2img",)),
+    "firstpass_image": CompatField(str | None, "hires fix", "null", modes=("txt2img",)),
+    **{
+        name: CompatField(kind, "hires fix", "any while enable_hr is off", _unless("enable_hr"), modes=("txt2img",))
+        for name, kind in {
+            "firstphase_width": int | None,
+            "firstphase_height": int | None,
+            "hr_scale": float | None,
+            "hr_upscaler": str | None,
+            "hr_second_pass_steps": int | None,
+            "hr_resize_x": int | None,
+            "hr_resize_y": int | None,
+            "hr_checkpoint_name": str | None,
+            "hr_sampler_name": str | None,
+            "hr_scheduler": str | None,
+            "hr_prompt": str | None,
+            "hr_negative_prompt": str | None,
+        }.items()
+    },
+    # img2img: resizing and inpainting
+    "resize_mode": CompatField(int | None, "resize modes", "null or 0 (just resize)", modes=("img2img",)),
+    "image_cfg_scale": CompatField(
+        float | None, "instruct-pix2pix models (no effect on others)", "any", _always, modes=("img2img",)
+    ),
+    "mask": CompatField(str | None, "inpainting", "null", modes=("img2img",)),
+    "latent_mask": CompatField(str | None, "inpainting", "null", modes=("img2img",)),
+    "initial_noise_multiplier": CompatField(
+        float | None, "initial noise multiplier", "null or 1", _one_of(1), modes=("img2img",)
+    ),
+    **{
+        name: CompatField(kind, "inpainting", "any without a mask", _unless("mask"), modes=("img2img",))
+        for name, kind in {
+            "mask_blur": int | None,
+            "mask_blur_x": int | None,
+            "mask_blur_y": int | None,
+            "mask_round": bool | None,
+            "inpainting_fill": int | None,
+            "inpaint_full_res": bool | None,
+            "inpaint_full_res_padding": int | None,
+            "inpainting_mask_invert": int | None,
+        }.items()
+    },
+}
+# Request fields a web-UI client may send as null to mean "the default".
+NULL_MEANS_DEFAULT = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "steps",
+    "cfg_scale",
+    "width",
+    "height",
+    "batch_size",
+    "n_iter",
+    "override_settings_restore_afterwards",
+    "send_images",
+    "save_images",
+    "include_init_images",
+    "denoising_strength",
+)
+
+
 # -- generation requests -----------------------------------------------------------------------
 class GenerationRequest(BaseModel):
     """Fields and checks common to txt2img and img2img; the fields themselves are built per ApiLimits."""
 
-    # web-UI clients send many fields Serena has no use for (styles, hires fix, scripts…): ignored, not refused
-    model_config = ConfigDict(extra="ignore")
+    # fields no web-UI version has are kept aside (model_extra) to be refused or reported, never silently dropped
+    model_config = ConfigDict(extra="allow")
+    mode: ClassVar[str] = "txt2img"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if not (value is None and key in NULL_MEANS_DEFAULT)}
+        return data
+
+    def unsupported_fields(self) -> list[tuple[str, str]]:
+        """(field, why) for each field this request sets that would make the web UI's image differ from Serena's: a
+        web-UI feature Serena does not implement set to anything but a no-op, or a field no web-UI version has."""
+        values = self.model_dump()
+        found = []
+        for name, spec in COMPAT_FIELDS.items():
+            if name in self.model_fields_set and self.mode in spec.modes and not spec.no_op(values[name], values):
+                found.append((name, f"not supported by Serena ({spec.feature}); accepted: {spec.accepted}"))
+        found += [(name, "not a field of the web-UI API") for name in sorted(self.model_extra or {})]
+        return found
+
+    def echo(self) -> dict[str, Any]:
+        """The request as the response's `parameters`: every declared field, no unknown one."""
+        return self.model_dump(mode="json", exclude=set(self.model_extra or {}))
 
     @field_validator("sampler_name", "sampler_index", check_fields=False)
     @classmethod
@@ -149,6 +299,8 @@ class GenerationRequest(BaseModel):
 class Img2ImgRequest(GenerationRequest):
     """img2img's own check: the denoising strength must leave at least one step."""
 
+    mode: ClassVar[str] = "img2img"
+
     @field_validator("denoising_strength", check_fields=False)
     @classmethod
     def _leaves_a_step(cls, strength: float, info: ValidationInfo) -> float:
@@ -175,31 +327,61 @@ def _bounded_int(low: int, high: int, **extra: Any) -> Any:
 def request_models(limits: ApiLimits) -> RequestModels:
     """Request models whose bounds are `limits` (so the OpenAPI document states them); one pair per limits."""
     size = {"ge": processing.MIN_SIZE, "multiple_of": 8}
+    size = {"ge": processing.MIN_SIZE, "multiple_of": 8}
+
+    def nullable(kind: Any, default: Any) -> tuple[Any, Any]:
+        # null is accepted and means the default (see NULL_MEANS_DEFAULT); the schema says so
+        info = default if hasattr(default, "default") else Field(default)
+        return (kind | None, info)
+
     common: dict[str, Any] = {
-        "prompt": (str, ""),
-        "negative_prompt": (str, ""),
-        "seed": (
+        "prompt": nullable(Annotated[str, Field(max_length=processing.MAX_PROMPT_CHARS)], ""),
+        "negative_prompt": nullable(Annotated[str, Field(max_length=processing.MAX_PROMPT_CHARS)], ""),
+        "seed": nullable(
             _bounded_int(-1, processing.MAX_SEED),
             Field(-1, description="Seed of the first image; image i gets seed+i; -1 picks one at random."),
         ),
-        "steps": (_bounded_int(1, limits.max_steps), min(20, limits.max_steps)),
-        "cfg_scale": (Annotated[float, Field(ge=0, le=processing.MAX_CFG, allow_inf_nan=False)], 7.0),
-        "width": (Annotated[int, Field(le=limits.max_width, **size)], min(512, limits.max_width)),
-        "height": (Annotated[int, Field(le=limits.max_height, **size)], min(512, limits.max_height)),
+        "steps": nullable(_bounded_int(1, limits.max_steps), min(20, limits.max_steps)),
+        "cfg_scale": nullable(Annotated[float, Field(ge=0, le=processing.MAX_CFG, allow_inf_nan=False)], 7.0),
+        "width": nullable(Annotated[int, Field(le=limits.max_width, **size)], min(512, limits.max_width)),
+        "height": nullable(Annotated[int, Field(le=limits.max_height, **size)], min(512, limits.max_height)),
         "sampler_name": (str | None, Field(None, description=f"A sampler name or alias; default {DEFAULT_SAMPLER}.")),
         "sampler_index": (str | None, Field(None, description="Legacy name of sampler_name, used when that is unset.")),
-        "batch_size": (_bounded_int(1, limits.max_batch_size), 1),
-        "n_iter": (_bounded_int(1, limits.max_n_iter), 1),
+        "batch_size": nullable(_bounded_int(1, limits.max_batch_size), 1),
+        "n_iter": nullable(_bounded_int(1, limits.max_n_iter), 1),
+        "eta": (
+            Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None,
+            Field(
+                None,
+                description="Eta for DDIM, overriding the eta_ddim option; samplers that add noise each step (Euler a, "
+                "DPM2 a, DPM++ 2M SDE) accept only 1 or null.",
+            ),
+        ),
     }
     tail: dict[str, Any] = {
         "override_settings": (
             dict[str, Any] | None,
-            Field(None, description="Options for this request only; unknown keys are skipped and listed in info."),
+            Field(
+                None,
+                description="Options for this request only; a key Serena does not have is refused (422), or under "
+                "--compat lenient skipped and listed in info.skipped_override_keys.",
+            ),
         ),
-        "override_settings_restore_afterwards": (bool, True),
-        "send_images": (bool, Field(True, description="Return the images as base64 PNG.")),
-        "save_images": (bool, Field(False, description="Also save the images under the data dir.")),
+        "override_settings_restore_afterwards": nullable(bool, True),
+        "send_images": nullable(bool, Field(True, description="Return the images as base64 PNG.")),
+        "save_images": nullable(bool, Field(False, description="Also save the images under the data dir.")),
     }
+
+    def compat(mode: str) -> dict[str, Any]:
+        return {
+            name: (
+                spec.annotation,
+                Field(None, description=f"Web UI: {spec.feature}. Not implemented; accepted: {spec.accepted}."),
+            )
+            for name, spec in COMPAT_FIELDS.items()
+            if mode in spec.modes
+        }
+
     txt2img = create_model(
         "StableDiffusionTxt2ImgProcessingAPI",
         __base__=GenerationRequest,
@@ -207,9 +389,10 @@ def request_models(limits: ApiLimits) -> RequestModels:
         **common,
         denoising_strength=(
             Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None,
-            Field(None, description="Accepted for client compatibility; txt2img does not use it."),
+            Field(None, description="Hires fix's denoising strength: no effect while enable_hr is off."),
         ),
         **tail,
+        **compat("txt2img"),
     )
     image_data = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_payload_bytes)]
     img2img = create_model(
@@ -222,9 +405,10 @@ def request_models(limits: ApiLimits) -> RequestModels:
             Field(description=f"Base64 images, at most {limits.max_payload_bytes} characters in all."),
         ),
         **common,
-        denoising_strength=(Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)], 0.75),
+        denoising_strength=nullable(Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)], 0.75),
         **tail,
-        include_init_images=(bool, Field(False, description="Echo init_images back in parameters.")),
+        include_init_images=nullable(bool, Field(False, description="Echo init_images back in parameters.")),
+        **compat("img2img"),
     )
     return RequestModels(txt2img, img2img)
 
@@ -311,8 +495,9 @@ def _drop_default(schema: dict[str, Any]) -> None:
 
 
 @cache
-def options_models() -> tuple[type[BaseModel], type[BaseModel]]:
-    """(Options, OptionsUpdate): every option with its type for GET; each one optional, none unknown, for POST."""
+def options_models(lenient: bool = False) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(Options, OptionsUpdate): every option with its type for GET; each one optional for POST, where a key Serena
+    does not have is refused, or with `lenient` kept aside (model_extra) to be skipped and reported."""
     current = {key: (_option_type(info), Field(description=info.label)) for key, info in OPTION_TEMPLATES.items()}
     update = {
         key: (
@@ -325,7 +510,7 @@ def options_models() -> tuple[type[BaseModel], type[BaseModel]]:
     options = create_model("Options", __doc__="Every option's current value.", **current)
     options_update = create_model(
         "OptionsUpdate",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="allow" if lenient else "forbid"),
         __doc__="Options to set: every value is checked before any is applied.",
         **update,
     )

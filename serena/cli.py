@@ -284,6 +284,15 @@ def api_command(
     host: Annotated[
         str | None, typer.Option(help="Address to bind (default 127.0.0.1, or 0.0.0.0 with --listen).")
     ] = None,
+    port: Annotated[int | None, typer.Option(help="API port (also accepted before the command).")] = None,
+    listen: Annotated[bool, typer.Option(help="Serve on all interfaces (also accepted before the command).")] = False,
+    compat: Annotated[
+        str,
+        typer.Option(
+            help="strict: a web-UI field Serena does not implement, or an option it does not have, is refused (422); "
+            "lenient: it is ignored, logged and reported in info."
+        ),
+    ] = "strict",
     max_width: Annotated[int | None, _limit("SERENA_API_MAX_WIDTH", "2048")] = None,
     max_height: Annotated[int | None, _limit("SERENA_API_MAX_HEIGHT", "2048")] = None,
     max_steps: Annotated[int | None, _limit("SERENA_API_MAX_STEPS", "150")] = None,
@@ -294,6 +303,8 @@ def api_command(
     ] = None,
 ) -> None:
     """Serve the web-UI compatible HTTP API (/sdapi/v1/...) on --port until Ctrl-C."""
+    if compat not in ("strict", "lenient"):
+        raise typer.BadParameter(f"must be strict or lenient, got {compat!r}", param_hint="--compat")
     _start(ctx, load_extensions=True)
     from serena.api import ApiLimits, serve
 
@@ -306,7 +317,7 @@ def api_command(
         max_payload_bytes=max_payload_bytes,
     )
     cmd = shared.cmd_opts
-    serve(host or ("0.0.0.0" if cmd.listen else "127.0.0.1"), cmd.port, limits)
+    serve(host or ("0.0.0.0" if cmd.listen or listen else "127.0.0.1"), port or cmd.port, limits, compat=compat)
 
 
 # -- options -----------------------------------------------------------------------------------

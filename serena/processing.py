@@ -73,6 +73,8 @@ class StableDiffusionProcessing:
     batch_size: int = 1
     n_iter: int = 1
     denoising_strength: float | None = None
+    # overrides the eta_ddim option for DDIM when set; samplers with fresh noise each step accept only their own
+    eta: float | None = None
     override_settings: dict[str, Any] = field(default_factory=dict)
     override_settings_restore_afterwards: bool = True
     do_not_save_samples: bool = False
@@ -112,7 +114,16 @@ class StableDiffusionProcessing:
             value = getattr(self, name)
             if not _is_int(value) or not MIN_SIZE <= value <= MAX_SIZE or value % 8:
                 raise InputError(name, f"{name} must be a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}, got {value!r}")
-        samplers.find_sampler(self.sampler_name)
+        sampler = samplers.find_sampler(self.sampler_name)
+        if self.eta is not None:
+            if not _is_number(self.eta) or not 0 <= self.eta <= 1:
+                raise InputError("eta", f"eta must be a number from 0 to 1 or null, got {self.eta!r}")
+            if sampler.fixed_eta is not None and self.eta != sampler.fixed_eta:
+                raise InputError(
+                    "eta",
+                    f"eta {self.eta:g} is not supported with {sampler.name}: Serena runs it at eta "
+                    f"{sampler.fixed_eta:g} (use DDIM for another eta, or null)",
+                )
         if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise InputError(
                 "batch_size", f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {self.batch_size!r}"
@@ -131,6 +142,10 @@ class StableDiffusionProcessing:
                 "extra_generation_params",
                 f"extra_generation_params must be a dict, got {self.extra_generation_params!r}",
             )
+
+    def effective_eta(self, snapshot: OptionsSnapshot) -> float:
+        """The eta DDIM runs at: the request's own, else the eta_ddim option (as in the web UI)."""
+        return float(self.eta) if self.eta is not None else float(snapshot["eta_ddim"])
 
     @property
     def total_images(self) -> int:
@@ -319,7 +334,7 @@ def infotext_params(p: StableDiffusionProcessing, index: int) -> dict[str, Any]:
         "Batch pos": index % p.batch_size if p.batch_size > 1 else None,
         **p.infotext_params(),
         "Clip skip": snapshot["CLIP_stop_at_last_layers"] if snapshot["CLIP_stop_at_last_layers"] > 1 else None,
-        "Eta DDIM": f"{snapshot['eta_ddim']:g}" if sampler.uses_eta and snapshot["eta_ddim"] != 0 else None,
+        "Eta DDIM": f"{p.effective_eta(snapshot):g}" if sampler.uses_eta and p.effective_eta(snapshot) != 0 else None,
         "RNG": snapshot["randn_source"] if snapshot["randn_source"] != "CPU" else None,
     }
     params.update(p.extra_generation_params)

@@ -23,6 +23,9 @@ class SamplerInfo:
     aliases: tuple[str, ...] = ()
     prediction_types: frozenset[str] = ALL_PREDICTIONS
     uses_eta: bool = False
+    # the eta a sampler that adds fresh noise each step runs at here (the web UI's eta_ancestral, default 1); a
+    # request asking for another is refused rather than answered with a different image
+    fixed_eta: float | None = None
 
     def supports(self, prediction_type: str) -> bool:
         return prediction_type in self.prediction_types
@@ -31,7 +34,7 @@ class SamplerInfo:
 SAMPLERS: tuple[SamplerInfo, ...] = (
     SamplerInfo("Euler", "EulerDiscreteScheduler", aliases=("k_euler",)),
     # diffusers' ancestral Euler has no "sample" branch; Serena adapts it exactly (see _euler_ancestral_class).
-    SamplerInfo("Euler a", "EulerAncestralDiscreteScheduler", aliases=("k_euler_a",)),
+    SamplerInfo("Euler a", "EulerAncestralDiscreteScheduler", aliases=("k_euler_a",), fixed_eta=1.0),
     SamplerInfo("Heun", "HeunDiscreteScheduler", aliases=("k_heun",)),
     SamplerInfo("LMS", "LMSDiscreteScheduler", aliases=("k_lms",)),
     SamplerInfo("LMS Karras", "LMSDiscreteScheduler", {"use_karras_sigmas": True}, aliases=("k_lms_ka",)),
@@ -39,11 +42,12 @@ SAMPLERS: tuple[SamplerInfo, ...] = (
     SamplerInfo(
         "DPM++ 2M Karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, aliases=("k_dpmpp_2m_ka",)
     ),
-    SamplerInfo("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    SamplerInfo("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, fixed_eta=1.0),
     SamplerInfo(
         "DPM++ 2M SDE Karras",
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True},
+        fixed_eta=1.0,
     ),
     SamplerInfo("DDIM", "DDIMScheduler", aliases=("ddim",), uses_eta=True),
     SamplerInfo("DDPM", "DDPMScheduler"),
@@ -55,13 +59,18 @@ SAMPLERS: tuple[SamplerInfo, ...] = (
         "DPM2 Karras", "KDPM2DiscreteScheduler", {"use_karras_sigmas": True}, prediction_types=NOISE_PREDICTIONS
     ),
     SamplerInfo(
-        "DPM2 a", "KDPM2AncestralDiscreteScheduler", aliases=("k_dpm_2_a",), prediction_types=NOISE_PREDICTIONS
+        "DPM2 a",
+        "KDPM2AncestralDiscreteScheduler",
+        aliases=("k_dpm_2_a",),
+        prediction_types=NOISE_PREDICTIONS,
+        fixed_eta=1.0,
     ),
     SamplerInfo(
         "DPM2 a Karras",
         "KDPM2AncestralDiscreteScheduler",
         {"use_karras_sigmas": True},
         prediction_types=NOISE_PREDICTIONS,
+        fixed_eta=1.0,
     ),
     SamplerInfo("PLMS", "PNDMScheduler", aliases=("plms",), prediction_types=NOISE_PREDICTIONS),
 )

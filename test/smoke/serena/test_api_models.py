@@ -125,9 +125,12 @@ def test_bad_txt2img_fields_are_named(body: dict[str, Any], field: str) -> None:
     ],
 )
 def test_bad_override_settings_are_named_by_key(key: str, value: Any) -> None:
-    errors = override_errors({key: value, "not_an_option": {"skipped": True}, "jpeg_quality": 90})
-    assert [error["loc"] for error in errors] == [("body", "override_settings", key)]
-    assert key in errors[0]["msg"]
+    lenient = override_errors({key: value, "not_an_option": {"skipped": True}, "jpeg_quality": 90}, lenient=True)
+    assert [error["loc"] for error in lenient] == [("body", "override_settings", key)]
+    assert key in lenient[0]["msg"]
+    strict = override_errors({key: value, "not_an_option": {"skipped": True}, "jpeg_quality": 90})
+    assert [error["loc"][-1] for error in strict] == [key, "not_an_option"]
+    assert "Serena has no option 'not_an_option'" in strict[1]["msg"]
 
 
 def test_sampler_index_is_the_fallback_for_sampler_name() -> None:
@@ -137,12 +140,61 @@ def test_sampler_index_is_the_fallback_for_sampler_name() -> None:
     assert both.processing_args()["sampler_name"] == "DDIM"
 
 
-def test_unknown_fields_and_unknown_override_keys_pass() -> None:
-    request = request_models(SMALL).txt2img.model_validate(
-        {"enable_hr": True, "styles": [], "override_settings": {"not_an_option": 1}}
-    )
+def test_web_ui_fields_serena_does_not_implement_are_found_unless_they_are_no_ops() -> None:
+    models = request_models(SMALL)
+    no_ops = {
+        "enable_hr": False,
+        "hr_scale": 4,  # no effect while enable_hr is off
+        "styles": [],
+        "subseed": 1234,  # no effect while subseed_strength is 0
+        "subseed_strength": 0,
+        "seed_resize_from_h": -1,
+        "seed_resize_from_w": 64,  # the width itself
+        "width": 64,
+        "scheduler": "Automatic",
+        "alwayson_scripts": {},
+        "s_noise": 1.0,
+        "force_task_id": "task-1",
+        "restore_faces": None,
+    }
+    assert models.txt2img.model_validate(no_ops).unsupported_fields() == []
+    changing = {
+        "enable_hr": True,
+        "styles": ["cinematic"],
+        "subseed_strength": 0.5,
+        "seed_resize_from_h": 512,
+        "scheduler": "Karras",
+        "alwayson_scripts": {"controlnet": {"args": []}},
+        "tiling": True,
+        "made_up_field": 1,
+    }
+    request = models.txt2img.model_validate({**changing, "override_settings": {"not_an_option": 1}})
+    found = dict(request.unsupported_fields())
+    assert set(found) == set(changing)
+    assert found["enable_hr"] == "not supported by Serena (hires fix); accepted: null or false"
+    assert found["made_up_field"] == "not a field of the web-UI API"
+    assert "made_up_field" not in request.echo() and request.echo()["enable_hr"] is True
     assert request.processing_args()["override_settings"] == {"not_an_option": 1}
-    assert "enable_hr" not in request.model_dump()
+    img2img = models.img2img.model_validate(
+        {"init_images": ["x"], "mask": "abc", "mask_blur": 4, "inpainting_fill": 1, "resize_mode": 1}
+    )
+    # with a mask, the mask's own fields matter too
+    assert [name for name, _ in img2img.unsupported_fields()] == ["resize_mode", "mask", "mask_blur", "inpainting_fill"]
+    # txt2img's own fields are not img2img's and the reverse: an img2img field sent to txt2img is unknown
+    assert dict(models.txt2img.model_validate({"mask": "abc"}).unsupported_fields()) == {
+        "mask": "not a field of the web-UI API"
+    }
+
+
+def test_null_means_the_default() -> None:
+    request = request_models(SMALL).txt2img.model_validate(
+        {"prompt": None, "steps": None, "seed": None, "width": None, "send_images": None, "eta": None}
+    )
+    args = request.processing_args()
+    assert args["prompt"] == "" and args["steps"] == 20 and args["seed"] == -1 and args["width"] == 256
+    assert args["eta"] is None and request.send_images is True
+    img2img = request_models(SMALL).img2img.model_validate({"init_images": ["x"], "denoising_strength": None})
+    assert img2img.denoising_strength == 0.75
 
 
 @pytest.mark.parametrize(
@@ -231,9 +283,10 @@ def test_openapi_document_lists_the_endpoints_and_states_the_limits() -> None:
     }
     assert set(document["paths"]["/sdapi/v1/options"]) == {"get", "post"}
     schemas = document["components"]["schemas"]
-    assert schemas["StableDiffusionTxt2ImgProcessingAPI"]["properties"]["steps"]["maximum"] == 150
+    steps = schemas["StableDiffusionTxt2ImgProcessingAPI"]["properties"]["steps"]["anyOf"]
+    assert steps[0]["maximum"] == 150 and steps[1] == {"type": "null"}  # null means the default
     small = openapi_document(SMALL)["components"]["schemas"]["StableDiffusionImg2ImgProcessingAPI"]["properties"]
-    assert small["width"]["maximum"] == 256 and small["width"]["multipleOf"] == 8
+    assert small["width"]["anyOf"][0]["maximum"] == 256 and small["width"]["anyOf"][0]["multipleOf"] == 8
     assert json.dumps(document, sort_keys=True) == json.dumps(openapi_document(), sort_keys=True)
 
 
