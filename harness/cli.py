@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from harness import exit_codes
-from harness.cli_options import JsonOpt, StrictOpt, config
+from harness.cli_options import FormatOpt, JsonOpt, OutputOpt, StrictOpt, choose_format, config
 from harness.errors import HarnessError
 from harness.gates.commands import register as register_gates
 from harness.golden.commands import register as register_golden
@@ -42,16 +42,21 @@ def run_command(
     tests_from: Annotated[
         Path | None, typer.Option("--tests-from", help="Reuse junit.xml and coverage.xml of a pytest run in DIR.")
     ] = None,
+    fmt: FormatOpt = "terminal",
+    output: OutputOpt = "-",
     as_json: JsonOpt = False,
     strict: StrictOpt = None,
 ) -> int:
     """The main job: ruff, tests with coverage, coverage gate, goldens, invariants, deps, audit-deps, ledger and
     environment; writes the evidence bundle (summary.md, summary.json, coverage.xml, junit.xml, golden report,
-    invariants report, ci_environment.txt, dependency_snapshot.txt, pip-audit JSON) and prints the table.
-    audit-deps and env are informational: they set the exit code only with --strict."""
-    from harness.evidence import write_bundle
-    from harness.run import run_all
+    invariants report, ci_environment.txt, dependency_snapshot.txt, pip-audit JSON) and prints the table (or
+    --format json, markdown, junit, sarif). audit-deps and env are informational: they set the exit code only with
+    --strict."""
+    from harness.evidence import RUN_TITLE, write_bundle
+    from harness.render import RESULTS_FORMATS, render
+    from harness.run import INFORMATIONAL_CHECKS, run_all
 
+    chosen = choose_format(fmt, as_json, RESULTS_FORMATS)
     cfg = config(strict=strict, evidence_dir=str(evidence_dir.resolve()) if evidence_dir else None)
     report = run_all(
         cfg,
@@ -64,7 +69,17 @@ def run_command(
     summary = write_bundle(report)
     if os.environ.get("GITHUB_ACTIONS") or os.environ.get("GITHUB_STEP_SUMMARY"):
         sys.stdout.write(summary.annotations)
-    write_output(summary.json if as_json else summary.terminal, "-")
+    rendered = {"terminal": summary.terminal, "json": summary.json, "markdown": summary.markdown}
+    if chosen not in rendered:  # junit, sarif: the same results, judged by the run's own rule
+        rendered[chosen] = render(
+            report.results,
+            chosen,  # type: ignore[arg-type]
+            overall=report.overall(),
+            strict=report.strict,
+            title=RUN_TITLE,
+            informational=sorted(INFORMATIONAL_CHECKS),
+        )
+    write_output(rendered[chosen], output)
     return exit_code(report.overall(), strict=report.strict)
 
 

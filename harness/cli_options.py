@@ -15,7 +15,7 @@ from harness.outcome import CheckResult, combine, exit_code
 from harness.output import write_output
 from harness.render import RESULTS_FORMATS, ResultsFormat, render
 
-FormatOpt = Annotated[str, typer.Option("--format", help="terminal, json, markdown or junit.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="terminal, json, markdown, junit or sarif.")]
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Write the report here ('-' = stdout).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Shorthand for --format json.")]
 # one meaning everywhere: unset → [tool.serena] strict / $SERENA_STRICT; the flag wins

@@ -1,4 +1,4 @@
-"""Renderers of check results — terminal table, JSON, Markdown, JUnit XML — each taking the whole result set."""
+"""Renderers of check results (terminal table, JSON, Markdown, JUnit XML, SARIF), each taking the whole result set."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Literal
 from xml.etree import ElementTree as ET
 
 from harness.outcome import CheckResult, Outcome, combine
+from harness.sarif import render_sarif
 
-ResultsFormat = Literal["terminal", "json", "markdown", "junit"]
-RESULTS_FORMATS: tuple[ResultsFormat, ...] = ("terminal", "json", "markdown", "junit")
+ResultsFormat = Literal["terminal", "json", "markdown", "junit", "sarif"]
+RESULTS_FORMATS: tuple[ResultsFormat, ...] = ("terminal", "json", "markdown", "junit", "sarif")
 JSON_SCHEMA_VERSION = 1
 _MARK = {
     Outcome.PASSED: "PASS",
@@ -128,6 +129,7 @@ RENDERERS = {
     "json": render_json,
     "markdown": render_markdown,
     "junit": render_junit,
+    "sarif": render_sarif,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -11,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import HarnessConfig
+from harness.config import HarnessConfig, repo_relative
 from harness.errors import HarnessError
-from harness.outcome import CheckResult, Outcome, combine
+from harness.outcome import CheckResult, Finding, Outcome, combine
 from harness.pytest_runner import junit_counts, run_pytest
 
 Progress = Callable[[str], None]
@@ -48,10 +49,13 @@ def _tail(text: str, lines: int = 5) -> tuple[str, ...]:
     return tuple(line for line in text.strip().splitlines()[-lines:] if line.strip())
 
 
+RUFF_STEPS = (["check", "--output-format", "concise", "."], ["format", "--check", "."])
+
+
 def ruff_check(cfg: HarnessConfig, evidence: Path) -> CheckResult:
     outputs = []
     failed = []
-    for args in (["check", "--output-format", "concise", "."], ["format", "--check", "."]):
+    for args in RUFF_STEPS:
         result = subprocess.run(
             [sys.executable, "-m", "ruff", *args], cwd=cfg.repo_root, capture_output=True, text=True
         )
@@ -60,15 +64,51 @@ def ruff_check(cfg: HarnessConfig, evidence: Path) -> CheckResult:
             failed.append((args, result))
     (evidence / "ruff.txt").write_text("\n".join(outputs), encoding="utf-8")
     if failed:
-        problems = tuple(line for args, r in failed for line in _tail(r.stdout + r.stderr, 8))
+        problems: list[str] = []
+        findings: list[Finding] = []
+        for args, result in failed:
+            located = ruff_findings(cfg.repo_root, args[0])
+            if located:  # a syntax error is reported by both steps: once is enough
+                findings += [finding for finding in located if finding not in set(findings)]
+            else:  # ruff said nothing it could place (a crash, a configuration error): the end of what it said
+                problems += _tail(result.stdout + result.stderr, 8)
+        problems[:0] = [finding.message for finding in findings]
         return CheckResult(
             "ruff",
             Outcome.FAILED,
             "ruff check / format --check found problems",
-            problems=problems,
+            problems=tuple(problems),
             evidence=("ruff.txt",),
+            findings=tuple(findings),
         )
     return CheckResult("ruff", Outcome.PASSED, "ruff check and ruff format --check clean", evidence=("ruff.txt",))
+
+
+def ruff_findings(repo_root: Path, step: str) -> tuple[Finding, ...]:
+    """What `ruff check` or `ruff format --check` found, from its JSON report: rule, file, line and column.
+
+    Empty when ruff wrote no JSON list (it could not run, or this ruff cannot report that step as JSON)."""
+    args = ["check", "--exit-zero"] if step == "check" else ["format", "--check"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "ruff", *args, "--output-format", "json", "."],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+    )
+    try:
+        entries = json.loads(completed.stdout)
+        findings = []
+        for entry in entries:
+            path = repo_relative(Path(entry["filename"]), repo_root)
+            row, column = int(entry["location"]["row"]), int(entry["location"]["column"])
+            rule = str(entry.get("code") or entry.get("name") or "ruff")
+            text = f"{path}:{row}:{column}: {rule} {entry['message']}"
+            if rule == "unformatted":
+                text = f"{path}:{row}: would be reformatted by ruff format"
+            findings.append(Finding(rule, text, path, row, column or None, help_uri=entry.get("url") or None))
+    except (ValueError, TypeError, KeyError):
+        return ()
+    return tuple(findings)
 
 
 def suite_check(cfg: HarnessConfig, evidence: Path, tests_from: Path | None) -> CheckResult:

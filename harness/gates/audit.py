@@ -22,9 +22,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import HarnessConfig
-from harness.errors import ConfigError
-from harness.outcome import CheckResult, Outcome
+from harness.config import HarnessConfig, repo_relative
+from harness.errors import ConfigError, HarnessError
+from harness.gates.deps import read_lock
+from harness.outcome import CheckResult, Outcome, line_containing
+from harness.outcome import Finding as LocatedProblem
 from harness.output import atomic_write_text
 
 REPORT_NAME = "pip_audit.json"
@@ -133,11 +135,7 @@ def audit_gate(
     if service:
         args += ["--vulnerability-service", service]
 
-    warnings = [
-        f"warning: ignore {ignore.id} expired on {ignore.expires} (reason was: {ignore.reason}); it no longer applies"
-        for ignore in ignores
-        if ignore.expired(today)
-    ]
+    warnings = [_expired_text(ignore) for ignore in ignores if ignore.expired(today)]
     active = [ignore for ignore in ignores if not ignore.expired(today)]
     run = runner(args)
     report = _parse_report(run.report_text)
@@ -152,6 +150,7 @@ def audit_gate(
             figures={"returncode": run.returncode, "ignores_expired": len(warnings)},
             problems=tuple(warnings),
             evidence=(str(folder / LOG_NAME),),
+            findings=_in_config(cfg, ignores, today, unused=()),
         )
     atomic_write_text(folder / REPORT_NAME, run.report_text or "")
     (folder / LOG_NAME).unlink(missing_ok=True)
@@ -170,6 +169,7 @@ def audit_gate(
             figures={"dependencies": len(dependencies), "audited": 0, "not_audited": len(skipped)},
             problems=tuple(warnings),
             evidence=evidence,
+            findings=_in_config(cfg, ignores, today, unused=()),
         )
 
     findings = [finding for d in audited for finding in _findings(d)]
@@ -181,9 +181,11 @@ def audit_gate(
         else:
             hidden.append(f"ignored: {finding.describe()} — {ignore.reason} (until {ignore.expires})")
             used.add(ignore.id)
-    notes = [f"note: ignore {i.id} matched no finding (until {i.expires})" for i in active if i.id not in used]
-    not_audited = [f"not audited: {d['name']}: {d['skip_reason']}" for d in skipped]
-    problems = [f"finding: {f.describe()}" for f in shown] + warnings + not_audited + hidden + notes
+    unused = [i for i in active if i.id not in used]
+    notes = [_unused_text(ignore) for ignore in unused]
+    not_audited = [_not_audited_text(d) for d in skipped]
+    problems = [_finding_text(f) for f in shown] + warnings + not_audited + hidden + notes
+    located = _in_lock(cfg, lock_path, shown, skipped) + _in_config(cfg, ignores, today, unused)
 
     failing = strict and bool(shown or skipped)
     summary = (
@@ -206,7 +208,65 @@ def audit_gate(
         },
         problems=tuple(problems),
         evidence=evidence,
+        findings=located,
     )
+
+
+def _finding_text(finding: Finding) -> str:
+    return f"finding: {finding.describe()}"
+
+
+def _not_audited_text(dependency: Mapping[str, Any]) -> str:
+    return f"not audited: {dependency['name']}: {dependency['skip_reason']}"
+
+
+def _expired_text(ignore: AuditIgnore) -> str:
+    return (
+        f"warning: ignore {ignore.id} expired on {ignore.expires} (reason was: {ignore.reason}); it no longer applies"
+    )
+
+
+def _unused_text(ignore: AuditIgnore) -> str:
+    return f"note: ignore {ignore.id} matched no finding (until {ignore.expires})"
+
+
+def _in_lock(
+    cfg: HarnessConfig, lock_path: Path, shown: Sequence[Finding], skipped: Sequence[Mapping[str, Any]]
+) -> tuple[LocatedProblem, ...]:
+    """Findings and dependencies not audited, each on its pin's line of the lock (the lock itself if not found)."""
+    try:
+        lock = read_lock(lock_path)
+    except HarnessError:
+        lock = None
+    shown_lock = repo_relative(lock_path, cfg.repo_root)
+
+    def pinned(package: str) -> int | None:
+        return lock.line_of(package) if lock is not None else None
+
+    located = [LocatedProblem("vulnerability", _finding_text(f), shown_lock, pinned(f.package)) for f in shown]
+    located += [
+        LocatedProblem("not-audited", _not_audited_text(d), shown_lock, pinned(str(d["name"]))) for d in skipped
+    ]
+    return tuple(located)
+
+
+def _in_config(
+    cfg: HarnessConfig, ignores: Sequence[AuditIgnore], today: date, unused: Sequence[AuditIgnore]
+) -> tuple[LocatedProblem, ...]:
+    """Expired and unused ignores, on their line of the pyproject.toml that sets them (none when set elsewhere)."""
+    source = cfg.sources.get("audit.ignore", "")
+    if not source.endswith(".toml"):
+        return ()
+    config_file = Path(source)
+    shown_config = repo_relative(config_file, cfg.repo_root)
+    located = []
+    for ignore in ignores:
+        line = line_containing(config_file, ignore.id)
+        if ignore.expired(today):
+            located.append(LocatedProblem("expired-ignore", _expired_text(ignore), shown_config, line))
+        elif ignore in unused:
+            located.append(LocatedProblem("unused-ignore", _unused_text(ignore), shown_config, line, level="note"))
+    return tuple(located)
 
 
 def _parse_report(text: str | None) -> dict[str, Any] | None:

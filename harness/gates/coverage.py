@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from harness.config import HarnessConfig
+from harness.config import HarnessConfig, repo_relative
 from harness.errors import ConfigError, HarnessError
 from harness.git import GitError, changed_lines, ref_exists
-from harness.outcome import CheckResult, Outcome
+from harness.outcome import CheckResult, Finding, Outcome, line_containing
 
 _CONDITIONS = re.compile(r"\((\d+)/(\d+)\)")
 
@@ -45,6 +45,10 @@ class ModuleCoverage:
     def percent(self) -> float:
         """coverage.py's figure: (covered statements + covered branches) / (statements + branches)."""
         return _percent(self.covered_statements + self.covered_branches, self.statements + self.branches)
+
+    @property
+    def first_missed_line(self) -> int | None:
+        return min((number for number, hits in self.line_hits.items() if hits == 0), default=None)
 
 
 @dataclass(frozen=True)
@@ -181,14 +185,22 @@ def coverage_gate(cfg: HarnessConfig, *, xml_path: Path | None = None) -> CheckR
     data = read_coverage_xml(path)
     total = data.total_percent
     problems = []
+    findings = []
+    pyproject = cfg.repo_root / "pyproject.toml"
+    floors_file = cfg.sources.get("coverage.module_floors", "")
     if total < floor:
         problems.append(f"total {total}% is under the floor {floor:g}% ([tool.coverage.report] fail_under)")
+        findings.append(Finding("total", problems[-1], "pyproject.toml", line_containing(pyproject, "fail_under")))
     module_figures = {}
     for module, module_floor in sorted(floors.items()):
         measured = data.find(module, cfg.repo_root)
         if measured is None:
             problems.append(f"{module}: has a floor of {module_floor:g}% but is not in {path.name}")
             module_figures[module] = {"floor": module_floor, "percent": None, "met": False}
+            if floors_file.endswith(".toml"):  # the floor's own line; a floor set elsewhere has no file
+                line = line_containing(Path(floors_file), f'"{module}"')
+                shown = repo_relative(Path(floors_file), cfg.repo_root)
+                findings.append(Finding("module-floor", problems[-1], shown, line))
             continue
         met = measured.percent >= module_floor
         module_figures[module] = {"floor": module_floor, "percent": measured.percent, "met": met}
@@ -198,6 +210,8 @@ def coverage_gate(cfg: HarnessConfig, *, xml_path: Path | None = None) -> CheckR
                 f"({measured.covered_statements}/{measured.statements} statements, "
                 f"{measured.covered_branches}/{measured.branches} branches)"
             )
+            # the module itself, at its first line the tests did not run
+            findings.append(Finding("module-floor", problems[-1], _repo_path(module), measured.first_missed_line))
     met_modules = sum(1 for figure in module_figures.values() if figure["met"])
     summary = f"total {total}% (floor {floor:g}%)"
     if floors:
@@ -216,7 +230,13 @@ def coverage_gate(cfg: HarnessConfig, *, xml_path: Path | None = None) -> CheckR
         },
         problems=tuple(problems),
         evidence=(str(path),),
+        findings=tuple(findings),
     )
+
+
+def _repo_path(module: str) -> str:
+    """A configured module path as the repository shows it: posix, without a leading ./."""
+    return module.replace("\\", "/").removeprefix("./")
 
 
 def changed_lines_coverage(
@@ -251,6 +271,7 @@ def changed_lines_coverage(
     measured_total = covered_total = 0
     per_file = {}
     problems = []
+    findings = []
     for repo_path, numbers in sorted(changed.items()):
         module = data.find(repo_path, cfg.repo_root)
         if module is None:
@@ -264,6 +285,8 @@ def changed_lines_coverage(
         per_file[repo_path] = {"changed": len(measured), "covered": len(measured) - len(missed), "missed": missed}
         if missed:
             problems.append(f"{repo_path}: changed lines not run by the tests: {_ranges(missed)}")
+            # a figure, not a floor: a note at the first changed line the tests missed
+            findings.append(Finding("changed-lines", problems[-1], _repo_path(repo_path), missed[0], level="note"))
     percent = None if measured_total == 0 else 100.0 * covered_total / measured_total
     if percent is None:
         summary = f"no measured line changed since {base}"
@@ -282,6 +305,7 @@ def changed_lines_coverage(
         },
         problems=tuple(problems),
         evidence=(str(path),),
+        findings=tuple(findings),
     )
 
 

@@ -22,9 +22,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from harness.config import HarnessConfig
+from harness.config import HarnessConfig, repo_relative
 from harness.errors import HarnessError
-from harness.outcome import CheckResult, Outcome
+from harness.outcome import CheckResult, Finding, Outcome
 from harness.output import atomic_write_text
 
 SNAPSHOT_NAME = "dependency_snapshot.txt"
@@ -53,6 +53,11 @@ class LockFile:
     path: Path
     pins: tuple[Pin, ...]
     problems: tuple[str, ...]  # lines that are not a single == pin, each naming its line
+    problem_lines: tuple[int, ...]  # the line number of each problem, in the same order
+
+    def line_of(self, name: str) -> int | None:
+        """The line pinning `name` (PEP 503 normalised), if the lock pins it."""
+        return next((pin.line_no for pin in self.pins if pin.name == canonicalize_name(name)), None)
 
 
 @dataclass(frozen=True)
@@ -72,33 +77,39 @@ def read_lock(path: Path) -> LockFile:
         raise DepsError(f"{path}: cannot read the lock file ({exc.strerror})") from None
     pins: list[Pin] = []
     problems: list[str] = []
+    problem_lines: list[int] = []
     seen: dict[str, int] = {}
+
+    def problem(line_no: int, text: str) -> None:
+        problems.append(text)
+        problem_lines.append(line_no)
+
     for line_no, raw in _logical_lines(text):
         line = _strip_comment(raw)
         if not line:
             continue
         where = f"{path.name}:{line_no}"
         if line.startswith("-"):
-            problems.append(f"{where}: {line!r} is an option line, not a pinned requirement")
+            problem(line_no, f"{where}: {line!r} is an option line, not a pinned requirement")
             continue
         requirement_text = " ".join(token for token in line.split() if not token.startswith("--hash"))
         try:
             requirement = Requirement(requirement_text)
         except InvalidRequirement as exc:
-            problems.append(f"{where}: {line!r} is not a valid requirement ({exc})")
+            problem(line_no, f"{where}: {line!r} is not a valid requirement ({exc})")
             continue
         why = _unpinned_reason(requirement)
         if why:
-            problems.append(f"{where}: {line!r} {why}")
+            problem(line_no, f"{where}: {line!r} {why}")
             continue
         name = canonicalize_name(requirement.name)
         if name in seen:
-            problems.append(f"{where}: {requirement.name} is pinned twice (first on line {seen[name]})")
+            problem(line_no, f"{where}: {requirement.name} is pinned twice (first on line {seen[name]})")
             continue
         seen[name] = line_no
         applies = requirement.marker is None or requirement.marker.evaluate()
         pins.append(Pin(line_no, line, name, requirement, applies))
-    return LockFile(path=path, pins=tuple(pins), problems=tuple(problems))
+    return LockFile(path=path, pins=tuple(pins), problems=tuple(problems), problem_lines=tuple(problem_lines))
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -195,24 +206,34 @@ def deps_gate(
     ignored = set(NOT_LOCKED) | ({project_name(cfg.repo_root)} - {None})
 
     missing, mismatched = [], []
+    missing_lines, mismatched_lines = [], []
     for pin in lock.pins:
         if not pin.applies:
             continue
         version = found.get(pin.name)
         if version is None:
             missing.append(f"{pin.requirement.name}=={_pinned(pin)} ({lock_path.name}:{pin.line_no})")
+            missing_lines.append(pin.line_no)
         elif not _satisfies(pin, version):
             mismatched.append(f"{pin.requirement.name}: locked {_pinned(pin)}, installed {version}")
+            mismatched_lines.append(pin.line_no)
     locked_names = {pin.name for pin in lock.pins}
     extra = sorted(f"{name}=={version}" for name, version in found.items() if name not in locked_names | ignored)
     check = pip_check()
 
-    problems = [f"unpinned: {problem}" for problem in lock.problems]
-    problems += [f"missing: {item}" for item in missing]
-    problems += [f"mismatched: {item}" for item in mismatched]
-    problems += [f"extra: {item} is installed but not in {lock_path.name}" for item in extra]
+    # each problem with the rule it breaks and its line of the lock (None: the lock as a whole)
+    located: list[tuple[str, str, int | None]] = [
+        ("unpinned", f"unpinned: {problem}", line_no)
+        for problem, line_no in zip(lock.problems, lock.problem_lines, strict=True)
+    ]
+    located += [("missing", f"missing: {item}", n) for item, n in zip(missing, missing_lines, strict=True)]
+    located += [("mismatched", f"mismatched: {item}", n) for item, n in zip(mismatched, mismatched_lines, strict=True)]
+    located += [("extra", f"extra: {item} is installed but not in {lock_path.name}", None) for item in extra]
+    problems = [text for _, text, _ in located]
     if check.ran and not check.ok:
         problems += [f"pip check: {line}" for line in check.output.splitlines() if line.strip()]
+    lock_shown = repo_relative(lock_path, cfg.repo_root)
+    findings = [Finding(rule, text, lock_shown, line_no) for rule, text, line_no in located]
 
     snapshot = (Path(evidence_dir) if evidence_dir is not None else cfg.path("evidence_dir")) / SNAPSHOT_NAME
     atomic_write_text(snapshot, _snapshot_text(lock_path, found, check))
@@ -247,6 +268,7 @@ def deps_gate(
         figures=figures,
         problems=tuple(problems),
         evidence=(str(snapshot),),
+        findings=tuple(findings),
     )
 
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from harness.config import HarnessConfig
+from harness.config import HarnessConfig, repo_relative
 from harness.errors import HarnessError, InvariantsError
 from harness.invariants.registry import Invariant, VerifierRef, load_registry
 from harness.invariants.snapshots import SNAPSHOTS, compare_snapshot
-from harness.outcome import CheckResult, Outcome
+from harness.outcome import CheckResult, Finding, Outcome
 from harness.output import finish_file_set
 from harness.pytest_runner import junit_results, run_pytest
 
@@ -221,9 +222,46 @@ def _snapshot_outcomes(refs: list[VerifierRef], snapshots_dir: Path, run: bool) 
 
 
 # -- the check --------------------------------------------------------------------------------
+_ID_LINE = re.compile(r"""^\s*id\s*=\s*["'](?P<id>[^"']+)["']""")
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where an invariant's problem is shown: its `id = …` line of the registry, or a snapshot file at fault
+    (paths as the repository shows them)."""
+
+    registry: str
+    id_lines: Mapping[str, int]
+    snapshots: Mapping[str, str]  # snapshot name → its committed file
+
+
+def locate_places(registry: Path, snapshots_dir: Path, repo_root: Path) -> Places:
+    """Each invariant's `id = "INV-…"` line of `registry`, and each snapshot's file (an unreadable registry gives
+    no lines: its problems are then shown on the file as a whole)."""
+    try:
+        lines = registry.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    id_lines: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        match = _ID_LINE.match(line)
+        if match:
+            id_lines.setdefault(match.group("id"), number)
+    snapshots = {name: repo_relative(snapshot.path(snapshots_dir), repo_root) for name, snapshot in SNAPSHOTS.items()}
+    return Places(repo_relative(registry, repo_root), id_lines, snapshots)
+
+
+_RULES = {
+    InvariantStatus.VIOLATED: "violated",
+    InvariantStatus.UNVERIFIED: "unverified",
+    InvariantStatus.NOT_RUN: "not-run",
+}
+
+
 @dataclass
 class InvariantsReport:
     outcomes: list[InvariantOutcome]
+    places: Places | None = None  # None: the problems are not placed in files
 
     def check_result(self) -> CheckResult:
         counts: dict[str, int] = {str(s): 0 for s in InvariantStatus}
@@ -240,6 +278,10 @@ class InvariantsReport:
             for o in self.outcomes
             if o.status is not InvariantStatus.VERIFIED
         )
+        unverified = [o for o in self.outcomes if o.status is not InvariantStatus.VERIFIED]
+        findings: tuple[Finding, ...] = ()
+        if self.places is not None:
+            findings = tuple(_placed(o, text, self.places) for o, text in zip(unverified, problems, strict=True))
         summary = f"{counts['verified']}/{len(self.outcomes)} invariants verified" + "".join(
             f", {n} {name}" for name, n in counts.items() if n and name != "verified"
         )
@@ -249,7 +291,21 @@ class InvariantsReport:
             summary=summary,
             figures={"counts": counts, "invariants": [o.to_dict() for o in self.outcomes]},
             problems=problems,
+            findings=findings,
         )
+
+
+def _placed(outcome: InvariantOutcome, text: str, where: Places) -> Finding:
+    """A snapshot that differs from the code is the file at fault; anything else (a snapshot not committed
+    included: there is no file to point at) is shown at the invariant's entry of the registry. An advisory
+    invariant fails nothing, so its finding is a warning at most."""
+    rule = _RULES[outcome.status]
+    level = None if outcome.invariant.blocking else "warning"
+    for verifier in outcome.verifiers:
+        snapshot = where.snapshots.get(verifier.ref.target) if verifier.ref.kind == "snapshot" else None
+        if snapshot and verifier.status is VerifierStatus.FAILED:
+            return Finding(rule, text, snapshot, level=level)
+    return Finding(rule, text, where.registry, where.id_lines.get(outcome.invariant.id), level=level)
 
 
 def check_invariants(
@@ -262,7 +318,8 @@ def check_invariants(
     progress: Progress | None = None,
 ) -> InvariantsReport:
     """Validate the registry, resolve and run (or read) every verifier, and judge each invariant."""
-    invariants = load_registry(registry or cfg.path("invariants.registry"))
+    registry = registry or cfg.path("invariants.registry")
+    invariants = load_registry(registry)
     refs = [ref for inv in invariants for ref in inv.verified_by]
     by_kind: dict[str, list[VerifierRef]] = {"pytest": [], "golden": [], "snapshot": []}
     for ref in refs:
@@ -281,4 +338,4 @@ def check_invariants(
     for invariant in invariants:
         verifier_outcomes = [results[(ref.kind, ref.target)] for ref in invariant.verified_by]
         outcomes.append(InvariantOutcome(invariant, judge(invariant, verifier_outcomes), verifier_outcomes))
-    return InvariantsReport(outcomes)
+    return InvariantsReport(outcomes, locate_places(registry, cfg.path("invariants.snapshots_dir"), cfg.repo_root))

@@ -9,19 +9,19 @@ from typing import Annotated
 
 import typer
 
-from harness.cli_options import OutputOpt, StrictOpt, config
+from harness.cli_options import FormatOpt, OutputOpt, StrictOpt, choose_format, config
 from harness.errors import InvariantsError
 from harness.invariants.registry import Invariant, load_registry
 from harness.outcome import CheckResult, Outcome, exit_code
 from harness.output import write_output
-from harness.render import render_json
+from harness.render import RESULTS_FORMATS, render
 
 invariants_app = typer.Typer(help="The invariant registry: list, show, check, snapshot.", no_args_is_help=True)
 RegistryOpt = Annotated[
     Path | None,
     typer.Option("--registry", help="Registry file (default invariants/registry.toml; [tool.serena.invariants])."),
 ]
-# these commands have no --format: --json is the one alternative to their own text
+# list and show have no --format: --json is the one alternative to their own text (check has --format too)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -72,9 +72,9 @@ def show_command(
     return exit_code(Outcome.PASSED)
 
 
-def _render_check(result: CheckResult, as_json: bool) -> str:
-    if as_json:
-        return render_json([result])
+def _render_check(result: CheckResult, chosen: str, strict: bool) -> str:
+    if chosen != "terminal":
+        return render([result], chosen, strict=strict)  # type: ignore[arg-type]
     lines = []
     for row in result.figures["invariants"]:
         lines.append(f"{row['id']}  {row['status']:<10}  {row['severity']:<8}  {row['title']}")
@@ -99,6 +99,7 @@ def check_command(
     golden_report: Annotated[
         Path | None, typer.Option("--golden-report", help="Read golden verdicts from this run's report folder.")
     ] = None,
+    fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
     strict: StrictOpt = None,
@@ -107,6 +108,7 @@ def check_command(
     invariant: verified, violated, unverified or not run. A blocking invariant not verified fails the check."""
     from harness.invariants.check import check_invariants
 
+    chosen = choose_format(fmt, as_json, RESULTS_FORMATS)
     cfg = config(strict=strict)
     report = check_invariants(
         cfg,
@@ -116,7 +118,7 @@ def check_command(
         progress=lambda text: print(text, file=sys.stderr),
     )
     result = report.check_result()
-    write_output(_render_check(result, as_json), output)
+    write_output(_render_check(result, chosen, cfg["strict"]), output)
     return exit_code(result.outcome, strict=cfg["strict"])
 
 

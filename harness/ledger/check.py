@@ -31,6 +31,7 @@ from harness.ledger.model import (
     artifact_path,
     finish_ledger_write,
     has_content,
+    heading_line,
     parse_ledger,
     read_ledger,
     sections,
@@ -38,7 +39,7 @@ from harness.ledger.model import (
     verdict_of,
 )
 from harness.ledger.plan import Plan, PlanError, check_references, has_front_matter, parse_plan
-from harness.outcome import CheckResult, Outcome
+from harness.outcome import CheckResult, Finding, Outcome
 
 RUNTIME_DIR = "serena/"
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
@@ -53,49 +54,56 @@ def parse_completed_at(text: str) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def milestone_problems(row: LedgerRow, milestones_dir: Path, repo_root: Path, *, check_commit: bool) -> list[str]:
-    """What is wrong with one row and its folder; empty when it is consistent."""
-    problems: list[str] = []
+def milestone_findings(
+    row: LedgerRow, milestones_dir: Path, repo_root: Path, *, check_commit: bool, row_at: tuple[str, int]
+) -> list[Finding]:
+    """What is wrong with one row and its folder, each at its place: the row's line of the ledger (`row_at`: the
+    ledger as shown, and the line) or the document at fault. Empty when the row is consistent."""
+    ledger_shown, line_no = row_at
+    findings: list[Finding] = []
+
+    def at_row(rule: str, text: str) -> None:
+        findings.append(Finding(rule, text, ledger_shown, line_no))
+
     mid = row.milestone
     folder = milestones_dir / mid
     if not row.title.strip() or row.title == EMPTY:
-        problems.append(f"{mid}: the Title cell is empty")
+        at_row("row", f"{mid}: the Title cell is empty")
     if row.status not in STATUSES:
-        problems.append(f"{mid}: status {row.status!r} is not one of {', '.join(STATUSES)}")
+        at_row("row", f"{mid}: status {row.status!r} is not one of {', '.join(STATUSES)}")
     if not folder.is_dir():
-        problems.append(f"{mid}: no milestone folder {repo_relative(folder, repo_root)}/")
-        return problems
+        at_row("artifacts", f"{mid}: no milestone folder {repo_relative(folder, repo_root)}/")
+        return findings
     plan_path = artifact_path(milestones_dir, mid, "plan")
     if not plan_path.is_file():
-        problems.append(f"{mid}: missing {repo_relative(plan_path, repo_root)}")
+        at_row("artifacts", f"{mid}: missing {repo_relative(plan_path, repo_root)}")
     if row.status != "closed":
         for name, cell in (("Audit Score", row.audit_score), ("Completed At", row.completed_at)):
             if cell != EMPTY:
-                problems.append(f"{mid}: status {row.status} but {name} is {cell!r}; only `milestone close` sets it")
-        return problems
+                at_row("row", f"{mid}: status {row.status} but {name} is {cell!r}; only `milestone close` sets it")
+        return findings
 
     missing = [a for a in ARTIFACTS if not artifact_path(milestones_dir, mid, a).is_file()]
-    problems += [
-        f"{mid}: closed but {repo_relative(artifact_path(milestones_dir, mid, a), repo_root)} is missing"
-        for a in missing
-    ]
+    for artifact in missing:
+        shown = repo_relative(artifact_path(milestones_dir, mid, artifact), repo_root)
+        at_row("artifacts", f"{mid}: closed but {shown} is missing")
     if not _COMMIT.match(row.commit):
-        problems.append(f"{mid}: Commit {row.commit!r} is not a git sha (7-40 hex digits)")
+        at_row("row", f"{mid}: Commit {row.commit!r} is not a git sha (7-40 hex digits)")
     elif check_commit:
         try:
             git(repo_root, "cat-file", "-e", f"{row.commit}^{{commit}}")
         except GitError:
-            problems.append(f"{mid}: Commit {row.commit} is not in this repository's history")
+            at_row("row", f"{mid}: Commit {row.commit} is not in this repository's history")
     score = SCORE.match(row.audit_score)
     if not score or int(score.group(1)) > 100:
-        problems.append(f"{mid}: Audit Score {row.audit_score!r} is not N/100 (set by `serena-verify milestone close`)")
+        at_row("row", f"{mid}: Audit Score {row.audit_score!r} is not N/100 (set by `serena-verify milestone close`)")
     if parse_completed_at(row.completed_at) is None:
-        problems.append(f"{mid}: Completed At {row.completed_at!r} is not ISO 8601 UTC, like 2026-11-23T09:12:03Z")
+        at_row("row", f"{mid}: Completed At {row.completed_at!r} is not ISO 8601 UTC, like 2026-11-23T09:12:03Z")
     if "summary" in missing:
-        return problems
+        return findings
 
     summary_path = artifact_path(milestones_dir, mid, "summary")
-    return problems + summary_problems(
+    return findings + summary_findings(
         mid,
         summary_path.read_text(encoding="utf-8"),
         repo_relative(summary_path, repo_root),
@@ -111,40 +119,60 @@ def summary_problems(
     """A closed milestone's summary: every section present and filled, its computed score equal to the row's,
     and a stated verdict. A summary closed before milestones declared their claim keeps the shape it had then:
     six sections, and no Met verdict while exit criteria of the plan are unticked."""
-    problems: list[str] = []
+    located = summary_findings(
+        mid, summary_text, where, plan_text=plan_text, plan_where=plan_where, row_score=row_score
+    )
+    return [finding.message for finding in located]
+
+
+def summary_findings(
+    mid: str, summary_text: str, where: str, *, plan_text: str | None, plan_where: str, row_score: str
+) -> list[Finding]:
+    """`summary_problems`, each at its place: the summary's section heading (`where` is the summary as shown), or
+    the plan's Exit Criteria for unticked criteria."""
+    findings: list[Finding] = []
+
+    def at(text: str, heading: str | None = None, *, document: str = where, markdown: str = summary_text) -> None:
+        findings.append(Finding("summary", text, document, heading_line(markdown, heading) if heading else None))
+
     summary = sections(summary_text)
     computed = COMPUTED_SHAPE_MARK in summary or (plan_text is not None and has_front_matter(plan_text))
     required = SUMMARY_SECTIONS_COMPUTED if computed else SUMMARY_SECTIONS
     for heading in required:
         if heading not in summary:
-            problems.append(f"{where}: missing section ## {heading}")
+            at(f"{where}: missing section ## {heading}")
         elif not has_content(summary[heading]):
-            problems.append(f"{where}: section ## {heading} is empty")
+            at(f"{where}: section ## {heading} is empty", heading)
     recorded = RECORDED_SCORE.search(summary.get("Validation & Evidence", ""))
     score = SCORE.match(row_score)
     if recorded is None:
-        problems.append(
-            f"{where}: Validation & Evidence holds no computed audit score (`serena-verify milestone close`)"
+        at(
+            f"{where}: Validation & Evidence holds no computed audit score (`serena-verify milestone close`)",
+            "Validation & Evidence",
         )
     elif score and recorded.group(1) != score.group(1):
-        problems.append(
-            f"{mid}: ledger Audit Score {row_score} contradicts {recorded.group(1)}/100 computed in {where}"
+        at(
+            f"{mid}: ledger Audit Score {row_score} contradicts {recorded.group(1)}/100 computed in {where}",
+            "Validation & Evidence",
         )
     verdict_heading = "Final Verdict" if computed else "Verdict"
     verdict = verdict_of(summary.get(verdict_heading, ""))
     if verdict_heading in summary and verdict == "none":
-        problems.append(f"{where}: the {verdict_heading} says neither Met nor Not met")
+        at(f"{where}: the {verdict_heading} says neither Met nor Not met", verdict_heading)
     if computed and verdict == "not met":
-        problems.append(f"{where}: the Final Verdict is Not met; a milestone closes Met")
+        at(f"{where}: the Final Verdict is Not met; a milestone closes Met", verdict_heading)
     if verdict == "met" and plan_text is not None and not has_front_matter(plan_text):
         open_items = unticked_criteria(plan_text)
         if open_items:
             listed = "; ".join(open_items[:3]) + (" …" if len(open_items) > 3 else "")
-            problems.append(
+            at(
                 f"{mid}: contradiction: the summary's Verdict says Met but {len(open_items)} exit criteria of "
-                f"{plan_where} are unticked ({listed})"
+                f"{plan_where} are unticked ({listed})",
+                "Exit Criteria",
+                document=plan_where,
+                markdown=plan_text,
             )
-    return problems
+    return findings
 
 
 def plan_problem(
@@ -221,8 +249,10 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
             ),
         )
     ledger = read_ledger(ledger_path)
-    problems = [
-        problem.replace(str(ledger_path), repo_relative(ledger_path, cfg.repo_root)) for problem in ledger.problems
+    ledger_shown = repo_relative(ledger_path, cfg.repo_root)
+    findings = [
+        Finding("table", problem.replace(str(ledger_path), ledger_shown), ledger_shown, line_no)
+        for problem, line_no in zip(ledger.problems, ledger.problem_lines, strict=True)
     ]
     try:
         git(cfg.repo_root, "rev-parse", "--git-dir")
@@ -234,15 +264,19 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
     plan_errors: list[str] = []
     seen: dict[str, int] = {}
     for row, line_no in zip(ledger.rows, ledger.row_lines, strict=True):
-        where = f"{repo_relative(ledger_path, cfg.repo_root)}:{line_no}"
+        where = f"{ledger_shown}:{line_no}"
         if not MILESTONE_ID.match(row.milestone):
-            problems.append(f"{where}: milestone id {row.milestone!r} is not M followed by 2-3 digits (M01)")
+            text = f"{where}: milestone id {row.milestone!r} is not M followed by 2-3 digits (M01)"
+            findings.append(Finding("table", text, ledger_shown, line_no))
             continue
         if row.milestone in seen:
-            problems.append(f"{where}: milestone {row.milestone} appears twice (first on line {seen[row.milestone]})")
+            text = f"{where}: milestone {row.milestone} appears twice (first on line {seen[row.milestone]})"
+            findings.append(Finding("table", text, ledger_shown, line_no))
             continue
         seen[row.milestone] = line_no
-        problems += milestone_problems(row, milestones_dir, cfg.repo_root, check_commit=check_commit)
+        findings += milestone_findings(
+            row, milestones_dir, cfg.repo_root, check_commit=check_commit, row_at=(ledger_shown, line_no)
+        )
         found = plan_problem(cfg, row, milestones_dir, check_baseline=check_commit, known=known)
         if found:
             plan_errors.append(found)
@@ -252,15 +286,18 @@ def ledger_check(cfg: HarnessConfig) -> CheckResult:
     if milestones_dir.is_dir():
         for folder in sorted(p for p in milestones_dir.iterdir() if p.is_dir()):
             if MILESTONE_ID.match(folder.name) and folder.name not in seen:
-                problems.append(f"{repo_relative(folder, cfg.repo_root)}/ has no row in the ledger")
+                # the row that is missing belongs in the ledger: the file, no line
+                text = f"{repo_relative(folder, cfg.repo_root)}/ has no row in the ledger"
+                findings.append(Finding("artifacts", text, ledger_shown))
     by_status = {status: sum(1 for row in ledger.rows if row.status == status) for status in STATUSES}
     return CheckResult(
         check="ledger",
-        outcome=Outcome.FAILED if problems else Outcome.PASSED,
+        outcome=Outcome.FAILED if findings else Outcome.PASSED,
         summary=f"{len(ledger.rows)} milestones (" + ", ".join(f"{n} {s}" for s, n in by_status.items()) + ")",
         figures={"milestones": len(ledger.rows), **by_status, "commits_verified": check_commit},
-        problems=tuple(problems),
+        problems=tuple(finding.message for finding in findings),
         evidence=(str(ledger_path),),
+        findings=tuple(findings),
     )
 
 
@@ -369,20 +406,23 @@ def ledger_base_check(cfg: HarnessConfig, base: str) -> CheckResult:
         if plan is not None:
             plans[mid] = plan
     figures["milestones"] = {mid: plans[mid].posture if mid in plans else "no front matter" for mid in working}
-    problems: list[str] = []
+    # each problem at the file a fix belongs in: the ledger (no line: the row is what is missing) or the snapshot
+    findings: list[Finding] = []
     shown = ", ".join(runtime[:5]) + (f" and {len(runtime) - 5} more" if len(runtime) > 5 else "")
     if runtime:
         if not working:
-            problems.append(
+            text = (
                 f"{len(runtime)} runtime file(s) changed since {base} ({shown}) but no milestone of {ledger_rel} is "
                 "in progress (or closed by this change); open one: status in-progress"
             )
+            findings.append(Finding("runtime-change", text, ledger_rel))
         else:
             with_folder = [m for m in working if any(p.startswith(f"{milestones_rel}/{m}/") for p in changed)]
             if not with_folder:
-                problems.append(
+                text = (
                     f"runtime changed under {', '.join(working)}, but none of their folders under {milestones_rel}/ did"
                 )
+                findings.append(Finding("runtime-change", text, ledger_rel))
 
     def owners(kind: str, name: str, postures: tuple[str, ...]) -> list[str]:
         return [m for m, plan in plans.items() if plan.posture in postures and plan.declared(kind, name)]
@@ -395,25 +435,33 @@ def ledger_base_check(cfg: HarnessConfig, base: str) -> CheckResult:
                 if preserving and len(preserving) == len(plans)
                 else "no behavior-changing milestone of this change declares it"
             )
-            problems.append(f"golden {case_id} re-recorded or removed since {base}: {why}")
+            text = f"golden {case_id} re-recorded or removed since {base}: {why}"
+            findings.append(Finding("golden-change", text, ledger_rel))
     for case_id in added_cases:
         if not [m for m, plan in plans.items() if plan.posture in ("behavior-changing", "additive")]:
-            problems.append(
+            text = (
                 f"golden {case_id} recorded since {base}: new goldens belong to an additive or behavior-changing "
                 "milestone"
             )
+            findings.append(Finding("golden-change", text, ledger_rel))
     by_file = {snapshot.filename: name for name, snapshot in SNAPSHOTS.items()}
     for path in snapshot_files:
         name = by_file.get(path[len(snapshots_rel) + 1 :], path)
         if not owners("snapshot", name, ("behavior-changing", "additive")):
-            problems.append(
+            text = (
                 f"snapshot {name} changed since {base} ({path}): no behavior-changing or additive milestone of this "
                 "change declares it"
             )
+            findings.append(Finding("snapshot-change", text, path))
     summary = (
         f"{len(runtime)} runtime file(s), {len(recorded)} goldens re-recorded, {len(added_cases)} added, "
         f"{len(snapshot_files)} snapshots changed since {base}; milestones: {', '.join(working) or 'none'}"
     )
     return CheckResult(
-        check, Outcome.FAILED if problems else Outcome.PASSED, summary, figures=figures, problems=tuple(problems)
+        check,
+        Outcome.FAILED if findings else Outcome.PASSED,
+        summary,
+        figures=figures,
+        problems=tuple(finding.message for finding in findings),
+        findings=tuple(findings),
     )

@@ -90,6 +90,7 @@ class Ledger:
     rows: tuple[LedgerRow, ...]
     row_lines: tuple[int, ...]  # 1-based line number of each row
     problems: tuple[str, ...]
+    problem_lines: tuple[int | None, ...]  # 1-based line of each problem (None: the file as a whole)
 
     def row(self, milestone: str) -> LedgerRow | None:
         return next((row for row in self.rows if row.milestone == milestone), None)
@@ -114,15 +115,20 @@ def parse_ledger(text: str, path: Path) -> Ledger:
     """Find the table by its header and read its rows; schema problems are collected, not raised."""
     lines = tuple(text.splitlines())
     problems: list[str] = []
+    problem_lines: list[int | None] = []
     start = next((i for i, line in enumerate(lines) if line.strip().startswith("| Milestone")), None)
     if start is None:
-        return Ledger(path, lines, None, len(lines), (), (), (f"{path}: no table with a `| Milestone |` header",))
+        return Ledger(
+            path, lines, None, len(lines), (), (), (f"{path}: no table with a `| Milestone |` header",), (None,)
+        )
     header = tuple(split_cells(lines[start]))
     if header != COLUMNS:
         problems.append(f"{path}:{start + 1}: table header is {' | '.join(header)}; expected {' | '.join(COLUMNS)}")
+        problem_lines.append(start + 1)
     separator = split_cells(lines[start + 1]) if start + 1 < len(lines) else []
     if len(separator) != len(COLUMNS) or not all(_SEPARATOR_CELL.match(cell) for cell in separator):
         problems.append(f"{path}:{start + 2}: expected the table's `| --- | … |` separator line")
+        problem_lines.append(min(start + 2, len(lines)))
     rows: list[LedgerRow] = []
     row_lines: list[int] = []
     end = start + 2
@@ -130,11 +136,12 @@ def parse_ledger(text: str, path: Path) -> Ledger:
         cells = split_cells(lines[end])
         if len(cells) != len(COLUMNS):
             problems.append(f"{path}:{end + 1}: row has {len(cells)} cells; expected {len(COLUMNS)}")
+            problem_lines.append(end + 1)
         else:
             rows.append(LedgerRow(*cells))
             row_lines.append(end + 1)
         end += 1
-    return Ledger(path, lines, start, end, tuple(rows), tuple(row_lines), tuple(problems))
+    return Ledger(path, lines, start, end, tuple(rows), tuple(row_lines), tuple(problems), tuple(problem_lines))
 
 
 def read_ledger(path: Path) -> Ledger:
@@ -177,6 +184,14 @@ def sections(markdown: str) -> dict[str, str]:
     if current is not None:
         found[current] = "\n".join(body).strip()
     return found
+
+
+def heading_line(markdown: str, heading: str) -> int | None:
+    """The 1-based line of `## heading` in `markdown`, if it has one."""
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        if line.startswith("## ") and line[3:].strip() == heading:
+            return number
+    return None
 
 
 def has_content(section_body: str) -> bool:
