@@ -20,6 +20,7 @@ class Key:
     type: type
     default: Any
     help: str
+    choices: tuple[str, ...] = ()  # the values a str key accepts, when it is a choice
 
     @property
     def env(self) -> str:
@@ -33,6 +34,15 @@ KEYS: tuple[Key, ...] = (
     Key("golden.goldens_dir", str, "harness/goldens", "Folder of recorded golden sets, one per environment key."),
     Key("golden.phash_bits", int, None, "Override of the golden set's phash16 tolerance (bits of 256)."),
     Key("golden.mean_abs", float, None, "Override of the golden set's mean absolute pixel tolerance (0-255)."),
+    Key("golden.ssim", float, None, "Override of the golden set's SSIM tolerance (the least similarity, 0-1)."),
+    Key(
+        "golden.drift",
+        str,
+        "fail",
+        "On the machine class a set was recorded on, an in-tolerance difference is 'drifted' and fails ('fail'), "
+        "or is reported as equivalent ('equivalent').",
+        choices=("fail", "equivalent"),
+    ),
     Key("golden.warn_unused", bool, False, "Report unused goldens as a warning instead of a failure."),
     Key("golden.num_threads", int, 2, "torch CPU threads for golden runs (pinned: the count changes float bits)."),
     Key("coverage.xml", str, "build/coverage.xml", "coverage.xml read by the coverage gate."),
@@ -52,6 +62,12 @@ KEYS: tuple[Key, ...] = (
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 
+def _check_choice(key: Key, value: Any, where: str) -> Any:
+    if key.choices and value not in key.choices:
+        raise ConfigError(f"{where}: {key.name} must be one of {', '.join(key.choices)}, got {value!r}")
+    return value
+
+
 def _check_type(key: Key, value: Any, where: str) -> Any:
     if key.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -59,7 +75,7 @@ def _check_type(key: Key, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {key.name} expects {key.type.__name__}, got {value!r}")
     if not isinstance(value, key.type):
         raise ConfigError(f"{where}: {key.name} expects {key.type.__name__}, got {value!r}")
-    return value
+    return _check_choice(key, value, where)
 
 
 def _parse_env(key: Key, text: str) -> Any:
@@ -77,7 +93,7 @@ def _parse_env(key: Key, text: str) -> Any:
         except ValueError:
             raise ConfigError(f"{where}: expects {key.type.__name__}, got {text!r}") from None
     if key.type is str:
-        return text
+        return _check_choice(key, text, where)
     raise ConfigError(f"{where}: {key.name} can only be set in pyproject.toml")
 
 

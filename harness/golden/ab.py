@@ -100,7 +100,12 @@ def run_ab(
         if progress:
             progress(f"working tree: running {len(cases)} cases")
         head = _run_worker(repo, job_file, root / "head", "working tree", side="head")
-    verdicts = [_judge(case, base["cases"][case.id], head["cases"][case.id], root, tolerances) for case in cases]
+    # both sides ran here, on one machine class: an in-tolerance difference is drifted unless configured otherwise
+    same_environment = cfg["golden.drift"] == "fail"
+    verdicts = [
+        _judge(case, base["cases"][case.id], head["cases"][case.id], root, tolerances, same_environment)
+        for case in cases
+    ]
     report = GoldenReport(
         environment_key=f"ab {base_sha[:10]}..working-tree",
         golden_dir=str(root / "base"),
@@ -114,7 +119,9 @@ def run_ab(
     return report
 
 
-def _judge(case: Case, base: dict, head: dict, root: Path, tolerances: Tolerances) -> CaseVerdict:
+def _judge(
+    case: Case, base: dict, head: dict, root: Path, tolerances: Tolerances, same_environment: bool
+) -> CaseVerdict:
     from PIL import Image
 
     errors = [
@@ -143,17 +150,22 @@ def _judge(case: Case, base: dict, head: dict, root: Path, tolerances: Tolerance
     for index, (name, image, measures) in enumerate(zip(base["images"], head_images, head_measures, strict=True)):
         base_image = load("base", name)
         base_measures = measure(base_image)
-        verdict, distance, mean_abs = compare_images(image, measures, base_image, base_measures, tolerances)
-        comparisons.append(ImageComparison(index, verdict, measures, base_measures, name, distance, mean_abs))
+        judgement = compare_images(
+            image, measures, base_image, base_measures, tolerances, same_environment=same_environment
+        )
+        comparisons.append(ImageComparison.judged(index, judgement, measures, base_measures, name))
     result = CaseVerdict(case.id, worst([c.verdict for c in comparisons]), comparisons, run=run)
     notes = []
     for side, data in (("base", base), ("working tree", head)):
         if data["skipped_overrides"]:
             notes.append(f"{side} does not know option(s) {', '.join(data['skipped_overrides'])}")
+    if result.verdict is Verdict.DRIFTED:
+        drifted = next(c for c in comparisons if c.verdict is Verdict.DRIFTED)
+        notes.insert(0, f"image {drifted.index}: not bit-identical, within tolerance — {drifted.describe(tolerances)}")
     if result.verdict is Verdict.CHANGED:
         changed = next(c for c in comparisons if c.verdict is Verdict.CHANGED)
         notes.insert(
-            0, f"image {changed.index}: phash16 distance {changed.phash_distance}, mean abs {changed.mean_abs:.3f}"
+            0, f"image {changed.index}: {', '.join(changed.beyond)} beyond tolerance — " + changed.describe(tolerances)
         )
         if base["trace"] and head["trace"]:
             base_traces = load_traces(root / "base" / base["trace"])

@@ -17,6 +17,11 @@ from harness.golden.set_key import environment_key
 from harness.outcome import CheckResult, Outcome
 
 Progress = Callable[[str], None]
+# The SSIM tolerance calibrate derives: the noise floor's distance from 1, times this headroom (phash16 and mean abs
+# have 2-4x over their floors), kept within [SSIM_LOOSEST, SSIM_STRICTEST] and rounded down to 4 decimals.
+SSIM_HEADROOM = 10.0
+SSIM_STRICTEST = 0.999
+SSIM_LOOSEST = 0.9
 # selftest's default base cases: a txt2img with guidance, an ancestral sampler, an img2img
 SELFTEST_CASES = ("t2i-euler", "t2i-euler-a", "i2i-ddim-gradient")
 
@@ -37,9 +42,12 @@ class ControlsReport:
             floor = self.noise_floor or {}
             summary = (
                 f"noise floor on {self.environment_key}: phash16 <= {floor.get('max_phash_distance')} bits, "
-                f"mean abs <= {floor.get('max_mean_abs')} (tolerance {self.tolerances.phash_bits} bits, "
-                f"{self.tolerances.mean_abs:g})"
+                f"mean abs <= {floor.get('max_mean_abs')}, SSIM >= {floor.get('min_ssim')} "
+                f"(tolerance {self.tolerances.phash_bits} bits, {self.tolerances.mean_abs:g}, "
+                f"{self.tolerances.ssim:g})"
             )
+            if "derived_ssim_tolerance" in floor:
+                summary += f"; SSIM tolerance derived: {floor['derived_ssim_tolerance']:g}"
         else:
             controls = [r for r in self.results if r.expect == "changed"]
             noise = [r for r in self.results if r.expect == "equivalent"]
@@ -49,7 +57,7 @@ class ControlsReport:
             )
         problems = tuple(
             f"{r.case_id} {r.variant}: judged {r.verdict}, expected {r.expect} "
-            f"(phash16 {r.phash_distance} bits, mean abs {r.mean_abs:.3f})"
+            f"(phash16 {r.phash_distance} bits, mean abs {r.mean_abs:.3f}, SSIM {r.ssim:.4f})"
             for r in failures
         )
         return CheckResult(
@@ -100,10 +108,27 @@ def _run_variants(
     return results
 
 
+def derived_ssim_tolerance(min_ssim: float) -> float:
+    """The SSIM tolerance a noise floor of `min_ssim` calls for (see SSIM_HEADROOM)."""
+    import math
+
+    derived = 1.0 - SSIM_HEADROOM * (1.0 - min_ssim)
+    return max(SSIM_LOOSEST, min(SSIM_STRICTEST, math.floor(derived * 10_000) / 10_000))
+
+
 def calibrate(
-    cfg: HarnessConfig, *, patterns: tuple[str, ...] = (), record: bool = True, progress: Progress | None = None
+    cfg: HarnessConfig,
+    *,
+    patterns: tuple[str, ...] = (),
+    record: bool = True,
+    retune: bool = False,
+    progress: Progress | None = None,
 ) -> ControlsReport:
-    """Measure how far harmless noise moves each case; record the floor in the set; fail if it reaches tolerance."""
+    """Measure how far harmless noise moves each case; record the floor in the set; fail if it reaches tolerance.
+
+    The set's SSIM tolerance is derived from the floor when the set has none yet, or with `retune`; an existing one
+    is never loosened silently.
+    """
     key = environment_key("cpu", "fp32")
     tolerances, golden_set = _tolerances(cfg, key)
     cases, cases_dir = _select(cfg, patterns, None)
@@ -111,10 +136,12 @@ def calibrate(
     floor = {
         "max_phash_distance": max((r.phash_distance for r in results), default=0),
         "max_mean_abs": round(max((r.mean_abs for r in results), default=0.0), 4),
+        "min_ssim": round(min((r.min_ssim for r in results), default=1.0), 6),
         "per_variant": {
             variant.name: {
                 "max_phash_distance": max((r.phash_distance for r in results if r.variant == variant.name), default=0),
                 "max_mean_abs": round(max((r.mean_abs for r in results if r.variant == variant.name), default=0.0), 4),
+                "min_ssim": round(min((r.min_ssim for r in results if r.variant == variant.name), default=1.0), 6),
             }
             for variant in NOISE_VARIANTS
         },
@@ -122,10 +149,16 @@ def calibrate(
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "threads": cfg["golden.num_threads"],
     }
+    new_tolerances = None
+    if results and (retune or not golden_set.ssim_recorded):
+        derived = derived_ssim_tolerance(floor["min_ssim"])
+        floor["derived_ssim_tolerance"] = derived
+        new_tolerances = Tolerances(golden_set.tolerances.phash_bits, golden_set.tolerances.mean_abs, derived)
     report = ControlsReport("calibrate", key, tolerances, results, floor)
     if record and golden_set.exists:
         queue = UpdateQueue(golden_set)
         queue.noise_floor = floor
+        queue.tolerances = new_tolerances
         queue.flush()
     return report
 

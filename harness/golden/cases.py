@@ -8,6 +8,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +35,22 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool, Any]] = {
     "denoising_strength": ((int, float), False, None),
     "override_settings": ((dict,), False, {}),
     "description": ((str,), False, ""),
+    "quarantine": ((dict,), False, None),
 }
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """A case that runs and reports but does not fail the run until `until` (inclusive); after that it fails."""
+
+    reason: str
+    until: date
+
+    def expired(self, today: date) -> bool:
+        return today > self.until
+
+    def to_dict(self, today: date) -> dict[str, Any]:
+        return {"reason": self.reason, "until": self.until.isoformat(), "expired": self.expired(today)}
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,7 @@ class Case:
     description: str = ""
     source: str = ""  # the TOML file it came from
     init_image_sha256: str | None = None  # of a shipped init image file, part of the digest
+    quarantine: Quarantine | None = None  # not part of the digest: it says how to judge, not what to make
 
     def params(self) -> dict[str, Any]:
         """Everything that determines the output, as plain JSON values."""
@@ -150,7 +167,28 @@ def parse_case(table: Mapping[str, Any], source: Path, cases_dir: Path, index: i
         raise GoldenError(f"{where}: fields 'init_image' and 'denoising_strength' are for img2img cases only")
     # the validated fields are exactly Case's fields, by name
     values["override_settings"] = dict(values["override_settings"])
+    if values["quarantine"] is not None:
+        values["quarantine"] = _parse_quarantine(where, values["quarantine"])
     return Case(**values, source=str(source), init_image_sha256=init_sha)
+
+
+def _parse_quarantine(where: str, table: Mapping[str, Any]) -> Quarantine:
+    at = f"{where}: field 'quarantine'"
+    unknown = sorted(set(table) - {"reason", "until"})
+    if unknown:
+        raise GoldenError(f"{at}: unknown key {unknown[0]!r}; known: reason, until")
+    reason = table.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise GoldenError(f"{at}: needs a reason (a non-empty string)")
+    until = table.get("until")
+    if isinstance(until, str):
+        try:
+            until = date.fromisoformat(until)
+        except ValueError:
+            raise GoldenError(f"{at}: until {until!r} is not a date (YYYY-MM-DD)") from None
+    if isinstance(until, datetime) or not isinstance(until, date):
+        raise GoldenError(f"{at}: needs until, a date (until = 2026-12-31), got {until!r}")
+    return Quarantine(reason.strip(), until)
 
 
 def _check_init_image(where: str, reference: str, cases_dir: Path) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from harness.cli_options import JsonOpt, OutputOpt, StrictOpt, choose_format, config
+from harness.errors import GoldenError
 from harness.outcome import exit_code
 from harness.output import append_step_summary, write_output
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from harness.golden.report import GoldenReport
     from harness.golden.session import Progress, UpdateMode
 
+UPDATE_MARKDOWN = "golden-update.md"
 golden_app = typer.Typer(
     help="Golden outputs: run, update, report, merge, calibrate, selftest, ab, cross.", no_args_is_help=True
 )
@@ -26,6 +29,8 @@ golden_app = typer.Typer(
 FORMATS = ("terminal", "json", "junit", "markdown", "html")
 # golden reports have one more format than check results (html), so their --format says so
 FormatOpt = Annotated[str, typer.Option("--format", help="terminal, json, junit, markdown or html.")]
+# calibrate and selftest give check results, so theirs are the check-result formats
+ControlsFormatOpt = Annotated[str, typer.Option("--format", help="terminal, json, markdown, junit or sarif.")]
 CaseOpt = Annotated[list[str] | None, typer.Option("--case", "-k", help="Case id or glob (repeatable).")]
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Run only shard k of N, e.g. 2/4.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda: picks the golden set (cpu-fp32, …).")]
@@ -34,6 +39,11 @@ ReportDirOpt = Annotated[
     Path | None, typer.Option("--report-dir", help="Folder for golden.json, actual images and every report format.")
 ]
 WarnUnusedOpt = Annotated[bool, typer.Option("--warn-unused", help="Unused goldens warn instead of failing.")]
+
+
+def _ci_is_set() -> bool:
+    """CI as GitHub Actions and most CI services set it: present and not empty, 0 or false."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -86,6 +96,7 @@ def _golden_run(
     device: str,
     precision: str,
     update: UpdateMode | None,
+    force: bool = False,
 ) -> GoldenReport:
     from harness.golden.selection import Selection, parse_shard
     from harness.golden.session import run_goldens
@@ -95,7 +106,13 @@ def _golden_run(
     selection = Selection(tuple(cases or ()), parse_shard(shard))
     with _progress_bar() as progress:
         return run_goldens(
-            cfg, selection=selection, device=device, precision=precision, update=update, progress=progress
+            cfg,
+            selection=selection,
+            device=device,
+            precision=precision,
+            update=update,
+            force=force,
+            progress=progress,
         )
 
 
@@ -111,6 +128,14 @@ def run_command(
     precision: PrecisionOpt = "fp32",
     warn_unused: WarnUnusedOpt = False,
     report_dir: ReportDirOpt = None,
+    allow_drift: Annotated[
+        bool,
+        typer.Option(
+            "--allow-drift",
+            help="On the machine class a golden was recorded on, judge an in-tolerance difference equivalent "
+            "instead of drifted (which fails).",
+        ),
+    ] = False,
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
@@ -118,7 +143,10 @@ def run_command(
 ) -> int:
     """Run the golden cases and compare them with the recorded set (never writes goldens)."""
     chosen = choose_format(fmt, as_json, FORMATS)
-    cfg = config(strict=strict, **{"golden.warn_unused": True if warn_unused else None})
+    cfg = config(
+        strict=strict,
+        **{"golden.warn_unused": True if warn_unused else None, "golden.drift": "equivalent" if allow_drift else None},
+    )
     report = _golden_run(cfg, cases=cases, shard=shard, device=device, precision=precision, update=None)
     return _publish_and_emit(report, _report_dir(report_dir, cfg, "golden"), chosen, output, strict=cfg["strict"])
 
@@ -129,7 +157,16 @@ def update_command(
     failed: Annotated[
         bool, typer.Option("--failed", help="Re-record cases that are not identical/equivalent.")
     ] = False,
-    record_all: Annotated[bool, typer.Option("--all", help="Re-record every selected case.")] = False,
+    record_all: Annotated[
+        bool, typer.Option("--all", help="Re-record every selected case that is not identical or equivalent.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Rewrite identical and equivalent images too (with --all: every selected case)."),
+    ] = False,
+    allow_ci: Annotated[
+        bool, typer.Option("--allow-ci", help="Write goldens even though CI is set (goldens are recorded locally).")
+    ] = False,
     cases: CaseOpt = None,
     device: DeviceOpt = "cpu",
     precision: PrecisionOpt = "fp32",
@@ -138,15 +175,27 @@ def update_command(
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
 ) -> int:
-    """Record goldens: exactly one of --missing, --failed or --all. Writes are queued and flushed once, atomically."""
+    """Record goldens: exactly one of --missing, --failed or --all. Images identical or within tolerance are never
+    rewritten unless --force; refused when CI is set unless --allow-ci. Writes are queued and flushed once,
+    atomically, and what changed is printed and written to golden-update.md in the report folder."""
     chosen = choose_format(fmt, as_json, FORMATS)
     modes: list[UpdateMode] = [
         name for name, on in (("missing", missing), ("failed", failed), ("all", record_all)) if on
     ]
     if len(modes) != 1:
         raise typer.BadParameter("choose exactly one of --missing, --failed, --all", param_hint="update")
+    if _ci_is_set() and not allow_ci:
+        raise GoldenError(
+            f"golden update refuses to write goldens when CI is set (CI={os.environ['CI']!r}): record them locally "
+            "and commit them, or pass --allow-ci"
+        )
     cfg = config()
-    report = _golden_run(cfg, cases=cases, shard=None, device=device, precision=precision, update=modes[0])
+    report = _golden_run(cfg, cases=cases, shard=None, device=device, precision=precision, update=modes[0], force=force)
+    from harness.golden.render import render_update_markdown
+
+    folder = _report_dir(report_dir, cfg, "golden")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_output(render_update_markdown(report), folder / UPDATE_MARKDOWN)
     # recording is not a check: a skipped update (no CUDA device) is not escalated by strict
     return _publish_and_emit(report, _report_dir(report_dir, cfg, "golden"), chosen, output, strict=False)
 
@@ -200,7 +249,8 @@ def _controls_exit(report: Any, fmt: str, as_json: bool, output: str) -> int:
     if chosen == "terminal":
         rows = [
             f"  {r.case_id:<24} {r.variant:<22} expect {r.expect:<10} got {r.verdict!s:<10} "
-            f"phash16 {r.phash_distance:>3}  mean abs {r.mean_abs:7.3f}  {'ok' if r.ok else 'FAIL'}"
+            f"phash16 {r.phash_distance:>3}  mean abs {r.mean_abs:7.3f}  SSIM {r.ssim:.4f}  "
+            f"{'ok' if r.ok else 'FAIL'}" + (f" (beyond: {', '.join(r.beyond)})" if r.beyond else "")
             for r in report.results
         ]
         text = "\n".join(rows) + "\n" + text
@@ -212,26 +262,34 @@ def _controls_exit(report: Any, fmt: str, as_json: bool, output: str) -> int:
 def calibrate_command(
     cases: CaseOpt = None,
     no_record: Annotated[bool, typer.Option("--no-record", help="Measure only; leave the manifest alone.")] = False,
-    fmt: FormatOpt = "terminal",
+    retune: Annotated[
+        bool,
+        typer.Option("--retune", help="Derive the set's SSIM tolerance from the floor even if it has one already."),
+    ] = False,
+    fmt: ControlsFormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
 ) -> int:
-    """Measure the noise floor (threads 1 vs 2, 1e-4 latent jitter, reruns) and record it in the cpu-fp32 set."""
+    """Measure the noise floor (threads 1 vs 2, 1e-4 latent jitter, reruns) and record it in the cpu-fp32 set; a set
+    without an SSIM tolerance (or with --retune) gets one derived from the floor."""
     from harness.golden.calibrate import calibrate
 
-    report = calibrate(config(), patterns=tuple(cases or ()), record=not no_record, progress=_progress_to_stderr)
+    report = calibrate(
+        config(), patterns=tuple(cases or ()), record=not no_record, retune=retune, progress=_progress_to_stderr
+    )
     return _controls_exit(report, fmt, as_json, output)
 
 
 @golden_app.command("selftest")
 def selftest_command(
     cases: CaseOpt = None,
-    fmt: FormatOpt = "terminal",
+    fmt: ControlsFormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
 ) -> int:
-    """Negative controls (seed+1, steps+1, CFG -0.5, one prompt character, another sampler, strength ±0.1) must be
-    judged changed and noise variants equivalent; otherwise the harness cannot be trusted and this fails."""
+    """Negative controls (seed+1, steps+1, CFG -0.5, one prompt character, another sampler, strength ±0.1, and a
+    slight blur, contrast and saturation change of the decoded image) must be judged changed and noise variants
+    equivalent; otherwise the harness cannot be trusted and this fails."""
     from harness.golden.calibrate import selftest
 
     report = selftest(config(), patterns=tuple(cases or ()), progress=_progress_to_stderr)

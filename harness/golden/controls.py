@@ -14,6 +14,11 @@ from harness.golden.runner import CaseRun, StepHook, run_case
 
 Expectation = Literal["changed", "equivalent"]
 JITTER = 1e-4
+# Image controls: slight enough that phash16 stays within tolerance on the shipped model's 64 px images (it moved
+# 0-4 bits for each), so only mean abs or SSIM can catch them.
+BLUR_RADIUS = 0.5
+CONTRAST_FACTOR = 0.95
+SATURATION_FACTOR = 0.9
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class Variant:
     change: Callable[[Case], Case] = lambda case: case
     overrides: Callable[[int], dict[str, Any]] = lambda threads: {}
     hook: Callable[[], StepHook | None] = lambda: None
+    # a change to the decoded images themselves (no new generation): what phash is blind to
+    post: Callable[[Any], Any] | None = None
 
 
 def _jitter_hook() -> StepHook:
@@ -41,6 +48,24 @@ def _jitter_hook() -> StepHook:
             tensors["latents"] = latents + noise.to(latents.device, latents.dtype)
 
     return hook
+
+
+def _blur(image: Any) -> Any:
+    from PIL import ImageFilter
+
+    return image.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+
+
+def _contrast(image: Any) -> Any:
+    from PIL import ImageEnhance
+
+    return ImageEnhance.Contrast(image).enhance(CONTRAST_FACTOR)
+
+
+def _desaturate(image: Any) -> Any:
+    from PIL import ImageEnhance
+
+    return ImageEnhance.Color(image).enhance(SATURATION_FACTOR)
 
 
 def _other_sampler(case: Case) -> Case:
@@ -97,6 +122,9 @@ NEGATIVE_CONTROLS: tuple[Variant, ...] = (
         _strength(-0.1),
         change=lambda c: c.with_changes(denoising_strength=round((c.denoising_strength or 0) - 0.1, 4)),
     ),
+    Variant(f"blur {BLUR_RADIUS} px", "changed", _always, post=_blur),
+    Variant(f"contrast x{CONTRAST_FACTOR}", "changed", _always, post=_contrast),
+    Variant(f"saturation x{SATURATION_FACTOR}", "changed", _always, post=_desaturate),
 )
 
 
@@ -108,6 +136,9 @@ class VariantResult:
     verdict: Verdict
     phash_distance: int
     mean_abs: float
+    ssim: float = 1.0
+    beyond: tuple[str, ...] = ()  # the measures past tolerance
+    min_ssim: float = 1.0  # the least SSIM over the case's images (the noise floor's figure)
 
     @property
     def ok(self) -> bool:
@@ -123,6 +154,8 @@ class VariantResult:
             "verdict": str(self.verdict),
             "phash_distance": self.phash_distance,
             "mean_abs": round(self.mean_abs, 4),
+            "ssim": round(self.ssim, 6),
+            "beyond": list(self.beyond),
             "ok": self.ok,
         }
 
@@ -135,6 +168,11 @@ def run_variant(
     Noise must leave every image equivalent, so the most-moved image counts; a control must change every image,
     so the least-moved image counts.
     """
+    if variant.post is not None:
+        from harness.golden.measures import measure
+
+        images = [variant.post(image) for image in base.images]
+        return judge_variant(case, variant, images, [measure(image) for image in images], base, tolerances)
     run = run_case(
         variant.change(case),
         cases_dir,
@@ -142,14 +180,28 @@ def run_variant(
         extra_overrides=variant.overrides(threads),
         step_hook=variant.hook(),
     )
+    return judge_variant(case, variant, run.images, run.measures, base, tolerances)
+
+
+def judge_variant(
+    case: Case, variant: Variant, images: list[Any], measures: list[Any], base: CaseRun, tolerances: Tolerances
+) -> VariantResult:
     pairs = [
-        compare_images(image, measures, base_image, base_measures, tolerances)
-        for image, measures, base_image, base_measures in zip(
-            run.images, run.measures, base.images, base.measures, strict=True
-        )
+        compare_images(image, measure, base_image, base_measure, tolerances)
+        for image, measure, base_image, base_measure in zip(images, measures, base.images, base.measures, strict=True)
     ]
     if variant.expect == "changed":
-        verdict, distance, mean_abs = min(pairs, key=lambda r: (r[0] is Verdict.CHANGED, r[1], r[2]))
+        judged = min(pairs, key=lambda r: (r.verdict is Verdict.CHANGED, r.phash_distance, r.mean_abs, -r.ssim))
     else:
-        verdict, distance, mean_abs = max(pairs, key=lambda r: (r[0] is Verdict.CHANGED, r[1], r[2]))
-    return VariantResult(case.id, variant.name, variant.expect, verdict, distance, mean_abs)
+        judged = max(pairs, key=lambda r: (r.verdict is Verdict.CHANGED, r.phash_distance, r.mean_abs, -r.ssim))
+    return VariantResult(
+        case.id,
+        variant.name,
+        variant.expect,
+        judged.verdict,
+        judged.phash_distance,
+        judged.mean_abs,
+        judged.ssim,
+        judged.beyond,
+        min(p.ssim for p in pairs),
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.config import HarnessConfig
 from harness.golden.manifest import load_golden_set
-from harness.golden.measures import mean_abs_difference, phash_distance
+from harness.golden.measures import mean_abs_difference, phash_distance, ssim
 from harness.golden.set_key import parse_environment_key
 from harness.outcome import CheckResult, Outcome
 
@@ -28,12 +28,18 @@ class CrossReport:
             )
         worst_bits = max(row["phash_distance"] for row in self.rows)
         worst_mean = max(row["mean_abs"] for row in self.rows)
+        least_ssim = min(row["ssim"] for row in self.rows)
         return CheckResult(
             "golden cross",
             Outcome.PASSED,
             f"{self.first} vs {self.second}: {len(self.rows)} images, phash16 up to {worst_bits} bits, "
-            f"mean abs up to {worst_mean:.3f}",
-            figures={"rows": self.rows, "max_phash_distance": worst_bits, "max_mean_abs": round(worst_mean, 4)},
+            f"mean abs up to {worst_mean:.3f}, SSIM down to {least_ssim:.4f}",
+            figures={
+                "rows": self.rows,
+                "max_phash_distance": worst_bits,
+                "max_mean_abs": round(worst_mean, 4),
+                "min_ssim": least_ssim,
+            },
         )
 
 
@@ -66,6 +72,7 @@ def cross_sets(cfg: HarnessConfig, first: str, second: str) -> CrossReport:
                     "index": index,
                     "phash_distance": phash_distance(m_a.phash16, m_b.phash16),
                     "mean_abs": round(mean_abs_difference(image_a, image_b), 4),
+                    "ssim": round(ssim(image_a, image_b), 6),
                     "identical": m_a.sha256 == m_b.sha256,
                 }
             )

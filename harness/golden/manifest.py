@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import GoldenError
+from harness.errors import ConfigError, GoldenError
 from harness.golden.measures import ImageMeasures, pixel_sha256
 from harness.golden.trace import Trace, load_traces, save_traces
 from harness.output import finish_file_set, write_file_set
@@ -18,30 +18,39 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-DEFAULT_TOLERANCES = {"phash_bits": 8, "mean_abs": 1.0}
+# SSIM's default before `golden calibrate` derives the set's own from its noise floor
+DEFAULT_TOLERANCES = {"phash_bits": 8, "mean_abs": 1.0, "ssim": 0.98}
 
 
 @dataclass(frozen=True)
 class Tolerances:
-    phash_bits: int
-    mean_abs: float
+    phash_bits: int  # at most this many of 256 phash16 bits differ
+    mean_abs: float  # mean absolute pixel difference (0-255) at most this
+    ssim: float = DEFAULT_TOLERANCES["ssim"]  # structural similarity at least this
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phash_bits": self.phash_bits, "mean_abs": self.mean_abs}
+        return {"phash_bits": self.phash_bits, "mean_abs": self.mean_abs, "ssim": self.ssim}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tolerances:
-        return cls(phash_bits=int(data["phash_bits"]), mean_abs=data["mean_abs"])
+        return cls(
+            phash_bits=int(data["phash_bits"]),
+            mean_abs=data["mean_abs"],
+            ssim=float(data.get("ssim", DEFAULT_TOLERANCES["ssim"])),
+        )
 
     @classmethod
     def resolve(cls, cfg: HarnessConfig, golden_set: GoldenSet | None) -> Tolerances:
-        """The configured overrides (golden.phash_bits, golden.mean_abs) over the set's own tolerances, or over
-        the defaults when no set applies (golden ab compares two fresh runs)."""
+        """The configured overrides (golden.phash_bits, golden.mean_abs, golden.ssim) over the set's own
+        tolerances, or over the defaults when no set applies (golden ab compares two fresh runs)."""
         base = golden_set.tolerances if golden_set is not None else cls(**DEFAULT_TOLERANCES)  # type: ignore[arg-type]
-        phash_bits, mean_abs = cfg["golden.phash_bits"], cfg["golden.mean_abs"]
+        phash_bits, mean_abs, ssim = cfg["golden.phash_bits"], cfg["golden.mean_abs"], cfg["golden.ssim"]
+        if ssim is not None and not 0.0 <= ssim <= 1.0:
+            raise ConfigError(f"golden.ssim {ssim} is not between 0 and 1")
         return cls(
             phash_bits=base.phash_bits if phash_bits is None else phash_bits,
             mean_abs=base.mean_abs if mean_abs is None else mean_abs,
+            ssim=base.ssim if ssim is None else ssim,
         )
 
 
@@ -55,15 +64,19 @@ class GoldenEntry:
     images: list[tuple[str, ImageMeasures]]
     trace_file: str | None
     recorded_at: str
+    machine: dict[str, Any] | None = None  # the machine class it was recorded on (None: the set's recorded_with)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "params": self.params,
             "digest": self.digest,
             "images": [{"file": name, **measures.to_dict()} for name, measures in self.images],
             "trace": self.trace_file,
             "recorded_at": self.recorded_at,
         }
+        if self.machine is not None:
+            document["machine"] = self.machine
+        return document
 
 
 @dataclass
@@ -77,6 +90,7 @@ class GoldenSet:
     recorded_with: dict[str, Any] = field(default_factory=dict)
     noise_floor: dict[str, Any] | None = None
     exists: bool = True
+    ssim_recorded: bool = False  # the manifest holds an SSIM tolerance (else the default applies)
 
     @property
     def manifest_path(self) -> Path:
@@ -101,6 +115,10 @@ class GoldenSet:
         if pixel_sha256(rgb) != expected.sha256:
             raise GoldenError(f"{path}: pixels do not match the manifest's sha256; the golden image was altered")
         return rgb
+
+    def recorded_on(self, entry: GoldenEntry) -> dict[str, Any]:
+        """The fingerprint `entry` was recorded on: its own machine class, else the set's."""
+        return entry.machine if entry.machine is not None else self.recorded_with
 
     def load_traces(self, entry: GoldenEntry) -> list[Trace] | None:
         return load_traces(self.folder / entry.trace_file) if entry.trace_file else None
@@ -138,7 +156,15 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
     tolerances = Tolerances(
         phash_bits=_require(tolerance_table, "phash_bits", int, f"{where}: tolerances"),
         mean_abs=float(_require(tolerance_table, "mean_abs", (int, float), f"{where}: tolerances")),
+        # a set recorded before SSIM has none until `golden calibrate` derives it: the default applies
+        ssim=float(
+            _require(tolerance_table, "ssim", (int, float), f"{where}: tolerances")
+            if "ssim" in tolerance_table
+            else DEFAULT_TOLERANCES["ssim"]
+        ),
     )
+    if not 0.0 <= tolerances.ssim <= 1.0:
+        raise GoldenError(f"{where}: tolerances: ssim {tolerances.ssim} is not between 0 and 1")
     entries: dict[str, GoldenEntry] = {}
     for case_id, raw in _require(document, "cases", dict, where).items():
         at = f"{where}: case {case_id!r}"
@@ -153,6 +179,9 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
         trace_file = raw.get("trace") if isinstance(raw, dict) else None
         if trace_file is not None and not isinstance(trace_file, str):
             raise GoldenError(f"{at}: field 'trace' must be a file name or null")
+        machine = raw.get("machine")
+        if machine is not None and not isinstance(machine, dict):
+            raise GoldenError(f"{at}: field 'machine' must be a table or absent")
         entries[case_id] = GoldenEntry(
             case_id=case_id,
             params=_require(raw, "params", dict, at),
@@ -160,6 +189,7 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
             images=images,
             trace_file=trace_file,
             recorded_at=str(raw.get("recorded_at", "")),
+            machine=machine,
         )
     noise_floor = document.get("noise_floor")
     return GoldenSet(
@@ -169,6 +199,7 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
         entries=entries,
         recorded_with=dict(document.get("recorded_with") or {}),
         noise_floor=noise_floor if isinstance(noise_floor, dict) else None,
+        ssim_recorded="ssim" in tolerance_table,
     )
 
 
@@ -180,6 +211,12 @@ class PendingUpdate:
     images: list[Any]
     measures: list[ImageMeasures]
     traces: list[Trace]
+    machine: dict[str, Any] | None = None
+    # images left as recorded (index → file and measures): identical or equivalent to what the run made
+    keep: dict[int, tuple[str, ImageMeasures]] = field(default_factory=dict)
+
+    def new_name(self, index: int) -> str:
+        return f"{self.case_id}-{index}-{self.measures[index].sha256[:12]}.png"
 
 
 class UpdateQueue:
@@ -191,6 +228,7 @@ class UpdateQueue:
         self.removals: set[str] = set()
         self.noise_floor: dict[str, Any] | None = None
         self.recorded_with: dict[str, Any] | None = None
+        self.tolerances: Tolerances | None = None
 
     def queue(self, update: PendingUpdate) -> None:
         self.pending[update.case_id] = update
@@ -199,7 +237,7 @@ class UpdateQueue:
         self.removals.add(case_id)
 
     def __bool__(self) -> bool:
-        return bool(self.pending or self.removals or self.noise_floor is not None)
+        return bool(self.pending or self.removals or self.noise_floor is not None or self.tolerances is not None)
 
     def flush(self) -> list[Path]:
         """Write everything queued as one file set (harness/output.py): a kill leaves the old set or the new one."""
@@ -213,7 +251,10 @@ class UpdateQueue:
         for update in self.pending.values():
             images = []
             for index, (image, measures) in enumerate(zip(update.images, update.measures, strict=True)):
-                name = f"{update.case_id}-{index}-{measures.sha256[:12]}.png"
+                if index in update.keep:
+                    images.append(update.keep[index])
+                    continue
+                name = update.new_name(index)
                 buffer = io.BytesIO()
                 image.save(buffer, "PNG")
                 files[golden.folder / name] = buffer.getvalue()
@@ -224,7 +265,7 @@ class UpdateQueue:
                 trace_name = f"{update.case_id}-{hashlib.sha256(data).hexdigest()[:12]}.trace.npz"
                 files[golden.folder / trace_name] = data
             golden.entries[update.case_id] = GoldenEntry(
-                update.case_id, update.params, update.digest, images, trace_name, now
+                update.case_id, update.params, update.digest, images, trace_name, now, update.machine
             )
         for case_id in self.removals:
             golden.entries.pop(case_id, None)
@@ -232,12 +273,18 @@ class UpdateQueue:
             golden.noise_floor = self.noise_floor
         if self.recorded_with is not None:
             golden.recorded_with = self.recorded_with
+        if self.tolerances is not None:
+            golden.tolerances = self.tolerances
+            golden.ssim_recorded = True
+        tolerances = golden.tolerances.to_dict()
+        if not golden.ssim_recorded:
+            del tolerances["ssim"]
         # 2. the manifest after them, so even a reader racing the write sees old names or new ones, never a mix
         document = {
             "schema_version": SCHEMA_VERSION,
             "environment_key": golden.key,
             "recorded_with": golden.recorded_with,
-            "tolerances": golden.tolerances.to_dict(),
+            "tolerances": tolerances,
             "noise_floor": golden.noise_floor,
             "cases": {case_id: golden.entries[case_id].to_dict() for case_id in sorted(golden.entries)},
         }

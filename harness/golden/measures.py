@@ -1,4 +1,5 @@
-"""What is recorded and compared per image: pixel sha256, phash16, channel statistics, and degeneracy."""
+"""What is recorded and compared per image: pixel sha256, phash16, channel statistics, and degeneracy; and the
+distances between two images: phash16 bits, mean absolute difference and SSIM."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ HASH_SIZE = 16
 PHASH_BITS = HASH_SIZE * HASH_SIZE
 MIN_STD = 2.0  # below this (0-255 scale) an image is flat: phash is meaningless on it
 FLAT_HASHES = {"0" * 64, "8" + "0" * 63}
+SSIM_MIN_SIDE = 11  # the Gaussian window's width (sigma 1.5, truncated at 3.5 sigma)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,36 @@ def mean_abs_difference(first: Any, second: Any) -> float:
     if a.shape != b.shape:
         return float("inf")
     return float(np.abs(a - b).mean())
+
+
+def ssim(first: Any, second: Any) -> float:
+    """The structural similarity of two images (1.0 = equal), the way image-snapshot tools gate on it.
+
+    scikit-image's implementation with the settings of Wang et al. (2004): an 11-tap Gaussian window (sigma 1.5),
+    population statistics, computed per RGB channel and averaged. Unlike phash it sees blur, contrast and
+    saturation changes. Images of different sizes are 0.0 (nothing in common structurally).
+    """
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    a = np.asarray(first.convert("RGB"), dtype=np.float64)
+    b = np.asarray(second.convert("RGB"), dtype=np.float64)
+    if a.shape != b.shape:
+        return 0.0
+    if min(a.shape[0], a.shape[1]) < 3:  # no window fits: equal or not
+        return 1.0 if np.array_equal(a, b) else 0.0
+    if min(a.shape[0], a.shape[1]) < SSIM_MIN_SIDE:
+        # too small for the window: a uniform window as wide as the image
+        return float(structural_similarity(a, b, channel_axis=2, data_range=255.0, win_size=_odd(min(a.shape[:2]))))
+    return float(
+        structural_similarity(
+            a, b, channel_axis=2, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
+
+
+def _odd(side: int) -> int:
+    return side if side % 2 else side - 1
 
 
 def heatmap(first: Any, second: Any, scale: float = 8.0) -> Any:

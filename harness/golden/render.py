@@ -11,11 +11,12 @@ from xml.etree import ElementTree as ET
 
 from harness.golden.compare import PASSING, CaseVerdict, ImageComparison, Verdict
 from harness.golden.document import document_text
-from harness.golden.report import GoldenReport
+from harness.golden.report import GoldenReport, UpdateChange
 
 _TIER_COLOURS = {
     "identical": "#1a7f37",
     "equivalent": "#4c9a2a",
+    "drifted": "#bc4c00",
     "changed": "#cf222e",
     "stale": "#bf8700",
     "missing": "#bf8700",
@@ -40,47 +41,119 @@ def _run_seconds(report: GoldenReport) -> float:
 
 
 def _notes(verdict: CaseVerdict) -> list[str]:
-    """The case's reason and where it diverged, whichever it has."""
-    return [text for text in (verdict.reason, verdict.divergence.describe() if verdict.divergence else None) if text]
+    """The case's quarantine, its reason and where it diverged, whichever it has."""
+    divergence = verdict.divergence.describe() if verdict.divergence else None
+    return [text for text in (verdict.quarantine_note(), verdict.reason, divergence) if text]
 
 
 def _counts_text(report: GoldenReport) -> str:
     return ", ".join(f"{n} {name}" for name, n in report.counts().items() if n)
 
 
+def _ssim(image: ImageComparison) -> float | None:
+    return None if image.ssim is None else round(image.ssim, 6)
+
+
 def _worst_image(verdict: CaseVerdict) -> ImageComparison | None:
     measured = [image for image in verdict.images if image.phash_distance is not None]
-    return max(measured, key=lambda i: (i.phash_distance, _mean_abs(i) or 0)) if measured else None
+    key = lambda i: (i.phash_distance, _mean_abs(i) or 0, -(_ssim(i) or 1.0))  # noqa: E731
+    return max(measured, key=key) if measured else None
+
+
+def _image_distances(image: ImageComparison) -> str:
+    parts = [f"{image.phash_distance} bits", f"{_mean_abs(image):.3f}"]
+    similarity = _ssim(image)
+    if similarity is not None:
+        parts.append(f"{similarity:.4f}")
+    return ", ".join(parts)
 
 
 def _distance_text(verdict: CaseVerdict) -> str:
     image = _worst_image(verdict)
-    if image is None:
-        return "-"
-    return f"{image.phash_distance} bits, {_mean_abs(image):.3f}"
+    return "-" if image is None else _image_distances(image)
+
+
+def _tolerance_text(report: GoldenReport, le: str = "<=", ge: str = ">=") -> str:
+    tol = report.tolerances
+    return f"phash16 {le} {tol.phash_bits} bits, mean abs {le} {tol.mean_abs:g}, SSIM {ge} {tol.ssim:g}"
 
 
 def render_terminal(report: GoldenReport) -> str:
     width = max([len(v.case_id) for v in report.verdicts] + [4])
-    tol = report.tolerances
     lines = [
-        f"golden set {report.environment_key} ({report.golden_dir}); "
-        f"tolerance phash16 <= {tol.phash_bits} bits, mean abs <= {tol.mean_abs:g}",
-        f"{'case'.ljust(width)}  {'verdict':<10}  {'phash16, mean abs':<18}  seconds",
+        f"golden set {report.environment_key} ({report.golden_dir}); tolerance {_tolerance_text(report)}",
+        f"{'case'.ljust(width)}  {'verdict':<10}  {'phash16, mean abs, SSIM':<26}  seconds",
     ]
     for verdict in report.verdicts:
         case_seconds = _case_seconds(verdict)
         seconds = f"{case_seconds:.3f}" if case_seconds is not None else "-"
         lines.append(
-            f"{verdict.case_id.ljust(width)}  {verdict.verdict!s:<10}  {_distance_text(verdict):<18}  {seconds}"
+            f"{verdict.case_id.ljust(width)}  {verdict.verdict!s:<10}  {_distance_text(verdict):<26}  {seconds}"
         )
-        if verdict.verdict not in PASSING:
+        if verdict.verdict not in PASSING or verdict.quarantine is not None:
             lines.extend(f"{' ' * width}    {note}" for note in _notes(verdict))
     for case_id in report.unused:
         lines.append(f"{case_id.ljust(width)}  {'unused':<10}  recorded but not run")
     lines.append(f"{report.outcome()}: {_counts_text(report) or 'nothing ran'} in {_run_seconds(report):.2f} s")
     if report.updated:
         lines.append(f"recorded: {', '.join(report.updated)}")
+    lines.extend(f"  {_change_text(change)}" for change in report.changes)
+    return "\n".join(lines) + "\n"
+
+
+def _short(sha: str | None) -> str:
+    return sha[:12] if sha else "—"
+
+
+def _change_distances(change: UpdateChange) -> str:
+    if change.phash_distance is None:
+        return ""
+    text = f"phash16 {change.phash_distance} bits, mean abs {change.mean_abs:.3f}"
+    return text + ("" if change.ssim is None else f", SSIM {change.ssim:.4f}")
+
+
+def _change_text(change: UpdateChange) -> str:
+    where = change.case_id if change.index is None else f"{change.case_id} #{change.index}"
+    if change.action == "removed":
+        return f"{where}: removed ({change.note})" if change.note else f"{where}: removed"
+    parts = [f"{where}: {change.action} {_short(change.old_sha256)} → {_short(change.new_sha256)}"]
+    if change.verdict:
+        parts.append(f"was {change.verdict}")
+    if distances := _change_distances(change):
+        parts.append(distances)
+    if change.note:
+        parts.append(change.note)
+    return "; ".join(parts)
+
+
+def render_update_markdown(report: GoldenReport) -> str:
+    """What a golden update wrote, for the reviewer: case, image, old → new pixel hash, distances."""
+    lines = [f"### Golden update — {report.environment_key}", ""]
+    if not report.changes:
+        lines.append(
+            "Nothing written: every selected golden is identical or within tolerance (use --force to rewrite)."
+        )
+        return "\n".join(lines) + "\n"
+    lines += [
+        "| case | image | change | old pixels | new pixels | verdict before | phash16 | mean abs | SSIM | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for change in report.changes:
+        cells = [
+            f"`{change.case_id}`",
+            "—" if change.index is None else str(change.index),
+            change.action,
+            f"`{_short(change.old_sha256)}`" if change.old_sha256 else "—",
+            f"`{_short(change.new_sha256)}`" if change.new_sha256 else "—",
+            change.verdict or "—",
+            "—" if change.phash_distance is None else str(change.phash_distance),
+            "—" if change.mean_abs is None else f"{change.mean_abs:.3f}",
+            "—" if change.ssim is None else f"{change.ssim:.4f}",
+            (change.note or "").replace("|", "∣"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    kept = sum(len(v.images) for v in report.verdicts if v.case_id not in report.updated)
+    lines += ["", f"{len(report.changes)} changes; {kept} images of cases not re-recorded left as they were."]
     return "\n".join(lines) + "\n"
 
 
@@ -91,19 +164,24 @@ def render_json(report: GoldenReport) -> str:
 def render_junit(report: GoldenReport) -> str:
     suite = ET.Element("testsuite", name=f"serena-golden-{report.environment_key}")
     failures = skipped = 0
+    failing = {verdict.case_id for verdict in report.failing()}
     for verdict in report.verdicts:
         node = ET.SubElement(suite, "testcase", classname="golden", name=verdict.case_id)
         case_seconds = _case_seconds(verdict)
         if case_seconds is not None:
             node.set("time", f"{case_seconds:.3f}")
         divergence = verdict.divergence.describe() if verdict.divergence else ""
-        message = f"{verdict.verdict}: {verdict.reason or ''} {divergence}".strip()
+        quarantine = verdict.quarantine_note() or ""
+        message = f"{verdict.verdict}: {verdict.reason or ''} {divergence} {quarantine}".strip()
         if verdict.verdict is Verdict.SKIPPED:
             skipped += 1
             ET.SubElement(node, "skipped", message=verdict.reason or "skipped")
-        elif verdict.verdict not in PASSING and verdict.case_id not in report.updated:
+        elif verdict.case_id in failing:
             failures += 1
             ET.SubElement(node, "failure", message=message, type=str(verdict.verdict))
+        elif verdict.quarantined and verdict.verdict not in PASSING:
+            skipped += 1  # reported, not failing: the way test runners show a quarantined test
+            ET.SubElement(node, "skipped", message=message)
         else:
             ET.SubElement(node, "system-out").text = f"{verdict.verdict} ({_distance_text(verdict)})"
     for case_id in report.unused:
@@ -120,13 +198,12 @@ def render_junit(report: GoldenReport) -> str:
 
 
 def render_markdown(report: GoldenReport) -> str:
-    tol = report.tolerances
     lines = [
         f"### Golden outputs — {report.outcome()} ({report.environment_key})",
         "",
-        f"Tolerance: phash16 ≤ {tol.phash_bits} bits and mean abs ≤ {tol.mean_abs:g}.",
+        f"Tolerance: {_tolerance_text(report, '≤', '≥')}.",
         "",
-        "| case | verdict | phash16, mean abs | note |",
+        "| case | verdict | phash16, mean abs, SSIM | note |",
         "| --- | --- | --- | --- |",
     ]
     for verdict in report.verdicts:
@@ -163,7 +240,6 @@ def render_html(report: GoldenReport) -> str:
     from harness.golden.measures import heatmap
 
     golden_dir = Path(report.golden_dir)
-    tol = report.tolerances
     outcome = str(report.outcome())
     rows = []
     for verdict in report.verdicts:
@@ -192,6 +268,7 @@ def render_html(report: GoldenReport) -> str:
                 )
             distance = (
                 f"phash16 {image.phash_distance} bits · mean abs {_mean_abs(image):.3f}"
+                + ("" if image.ssim is None else f" · SSIM {_ssim(image):.4f}")
                 if image.phash_distance is not None
                 else ""
             )
@@ -230,7 +307,7 @@ figure.none div {{ width: 192px; height: 192px; display: grid; place-items: cent
 <body data-images-loaded="pending">
 <h1>Golden outputs: {html.escape(outcome)}</h1>
 <div class="summary">Environment <b>{html.escape(report.environment_key)}</b> ·
-tolerance phash16 ≤ {tol.phash_bits} bits, mean abs ≤ {tol.mean_abs:g} · {html.escape(counts or "nothing ran")}
+tolerance {html.escape(_tolerance_text(report, "≤", "≥"))} · {html.escape(counts or "nothing ran")}
 in {_run_seconds(report):.2f} s</div>
 <p id="broken">Some images in this report failed to render.</p>
 {"".join(rows)}

@@ -22,6 +22,89 @@ DOCUMENT_KIND = "serena-golden-report"
 ACTUAL_DIR = "actual"  # a report folder keeps each case's actual images here, as <case>-<index>.png
 
 
+@dataclass(frozen=True)
+class UpdateChange:
+    """One thing a golden update wrote: an image recorded new or replaced, or a case removed."""
+
+    case_id: str
+    index: int | None  # the image; None for a whole case (removed)
+    action: str  # "new", "replaced" or "removed"
+    old_sha256: str | None = None
+    new_sha256: str | None = None
+    verdict: str | None = None  # the image's verdict before the update
+    phash_distance: int | None = None
+    mean_abs: float | None = None
+    ssim: float | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.case_id,
+            "index": self.index,
+            "action": self.action,
+            "old_sha256": self.old_sha256,
+            "new_sha256": self.new_sha256,
+            "verdict": self.verdict,
+            "phash_distance": self.phash_distance,
+            "mean_abs": None if self.mean_abs is None else round(self.mean_abs, 4),
+            "ssim": None if self.ssim is None else round(self.ssim, 6),
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UpdateChange:
+        return cls(
+            case_id=str(data["case"]),
+            index=data.get("index"),
+            action=str(data["action"]),
+            old_sha256=data.get("old_sha256"),
+            new_sha256=data.get("new_sha256"),
+            verdict=data.get("verdict"),
+            phash_distance=data.get("phash_distance"),
+            mean_abs=data.get("mean_abs"),
+            ssim=data.get("ssim"),
+            note=data.get("note"),
+        )
+
+
+def update_changes(verdict: CaseVerdict, entry: Any, pending: Any) -> list[UpdateChange]:
+    """What re-recording one case writes, image by image (kept images are not changes)."""
+    changes = []
+    compared = {image.index: image for image in verdict.images}
+    for index, measures in enumerate(pending.measures):
+        if index in pending.keep:
+            continue
+        old = entry.images[index][1] if entry is not None and index < len(entry.images) else None
+        image = compared.get(index)
+        note = None
+        if verdict.verdict is Verdict.STALE:
+            note = verdict.reason
+        elif old is None:
+            note = "no golden before" if entry is None else f"image {index} is new (was {len(entry.images)} images)"
+        changes.append(
+            UpdateChange(
+                verdict.case_id,
+                index,
+                "new" if old is None else "replaced",
+                old.sha256 if old else None,
+                measures.sha256,
+                str(image.verdict if image else verdict.verdict),
+                image.phash_distance if image else None,
+                image.mean_abs if image else None,
+                image.ssim if image else None,
+                note,
+            )
+        )
+    if entry is not None and len(entry.images) > len(pending.measures):
+        for index in range(len(pending.measures), len(entry.images)):
+            changes.append(
+                UpdateChange(
+                    verdict.case_id, index, "removed", entry.images[index][1].sha256, note="the case makes fewer images"
+                )
+            )
+    return changes
+
+
 @dataclass
 class GoldenReport:
     """Everything a golden run found; renderers take it whole."""
@@ -38,6 +121,7 @@ class GoldenReport:
     updated: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    changes: list[UpdateChange] = field(default_factory=list)  # what an update wrote, image by image
 
     def counts(self) -> dict[str, int]:
         counts = {str(v): 0 for v in Verdict}
@@ -47,8 +131,18 @@ class GoldenReport:
         return counts
 
     def failing(self) -> list[CaseVerdict]:
-        """Verdicts that fail the run: neither identical nor equivalent, and not re-recorded by this run."""
-        return [v for v in self.verdicts if v.verdict not in PASSING and v.case_id not in self.updated]
+        """Verdicts that fail the run: neither identical nor equivalent, not re-recorded by this run and not under
+        quarantine; and every case whose quarantine has expired."""
+        return [
+            v
+            for v in self.verdicts
+            if v.quarantine_expired
+            or (v.verdict not in PASSING and v.case_id not in self.updated and not v.quarantined)
+        ]
+
+    def quarantined(self) -> list[CaseVerdict]:
+        """Cases under a quarantine that has not expired, whatever their verdict."""
+        return [v for v in self.verdicts if v.quarantined]
 
     def outcome(self) -> Outcome:
         if self.skipped_reason is not None:
@@ -70,10 +164,13 @@ class GoldenReport:
         summary = f"{len(self.verdicts)} cases on {self.environment_key}: " + ", ".join(
             f"{n} {name}" for name, n in counts.items()
         )
+        if quarantined := self.quarantined():
+            summary += f" ({len(quarantined)} quarantined, not failing: {', '.join(v.case_id for v in quarantined)})"
         problems = [
             f"{v.case_id}: {v.verdict}"
             + (f" — {v.reason}" if v.reason else "")
             + (f"; {v.divergence.describe()}" if v.divergence else "")
+            + (f"; {v.quarantine_note()}" if v.quarantine_expired else "")
             for v in self.failing()
         ]
         problems += [f"{case_id}: unused golden (recorded, not run)" for case_id in self.unused]
@@ -82,7 +179,11 @@ class GoldenReport:
             outcome=self.outcome(),
             summary=summary if self.verdicts else "no golden case ran",
             reason=self.reason(),
-            figures={"counts": counts, "seconds": round(self.seconds, 3)},
+            figures={
+                "counts": counts,
+                "seconds": round(self.seconds, 3),
+                "quarantined": [v.case_id for v in self.quarantined()],
+            },
             problems=tuple(problems),
         )
 
@@ -111,6 +212,7 @@ class GoldenReport:
             "recorded_ids": self.recorded_ids,
             "unused": self.unused,
             "updated": self.updated,
+            "changes": [change.to_dict() for change in self.changes],
             "cases": cases,
         }
 
@@ -139,6 +241,7 @@ class GoldenReport:
             # in a document, the reason of a skipped outcome is why the run was skipped
             skipped_reason=document.get("reason") if document["outcome"] == str(Outcome.SKIPPED) else None,
             updated=list(document.get("updated") or []),
+            changes=[UpdateChange.from_dict(change) for change in document.get("changes") or []],
             seconds=float(document["seconds"]),
         )
 
@@ -162,6 +265,16 @@ class GoldenReport:
                     raise GoldenError(f"case {verdict.case_id!r} appears in more than one shard report")
                 seen.add(verdict.case_id)
                 verdicts.append(verdict)
+        shards = [report.selection.shard for report in reports]
+        if all(shards):
+            totals = {total for _, total in shards}  # type: ignore[misc]
+            if len(totals) != 1:
+                raise GoldenError(f"cannot merge shards of different splits: of {', '.join(map(str, sorted(totals)))}")
+            (total,) = totals
+            missing = sorted(set(range(1, total + 1)) - {index for index, _ in shards})  # type: ignore[misc]
+            if missing:
+                named = ", ".join(f"{index}/{total}" for index in missing)
+                raise GoldenError(f"golden merge: shard {named} missing; a merge of part of a suite would pass it")
         recorded = sorted(set().union(*(report.recorded_ids for report in reports)))
         if _covers_every_shard([report.selection for report in reports]):
             unused = sorted(case_id for case_id in recorded if case_id not in seen)
@@ -182,6 +295,7 @@ class GoldenReport:
             warn_unused=all(report.warn_unused for report in reports),
             skipped_reason="; ".join(r for r in skip_reasons if r) if skipped else None,
             updated=list(dict.fromkeys(case_id for report in reports for case_id in report.updated)),
+            changes=[change for report in reports for change in report.changes],
             seconds=sum(report.seconds for report in reports),
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -11,11 +12,12 @@ from harness.config import HarnessConfig
 from harness.errors import CaseErrored
 from harness.golden.cases import Case, load_cases
 from harness.golden.compare import PASSING, CaseVerdict, Verdict, compare_case
-from harness.golden.manifest import PendingUpdate, Tolerances, UpdateQueue, load_golden_set
-from harness.golden.report import GoldenReport
+from harness.golden.manifest import GoldenEntry, PendingUpdate, Tolerances, UpdateQueue, load_golden_set
+from harness.golden.measures import ImageMeasures
+from harness.golden.report import GoldenReport, UpdateChange, update_changes
 from harness.golden.runner import isolated_runtime, run_case
 from harness.golden.selection import Selection
-from harness.golden.set_key import environment_key, fingerprint
+from harness.golden.set_key import environment_key, fingerprint, machine_class
 
 UpdateMode = Literal["missing", "failed", "all"]
 # called before each case runs: the case, its 1-based position and how many cases the run will run
@@ -29,10 +31,15 @@ def run_goldens(
     device: str = "cpu",
     precision: str = "fp32",
     update: UpdateMode | None = None,
+    force: bool = False,
     progress: Progress | None = None,
     case_source: Callable[[Path], list[Case]] = load_cases,
 ) -> GoldenReport:
-    """Run the selected cases and judge them; with `update`, record the chosen ones (queued, flushed once)."""
+    """Run the selected cases and judge them; with `update`, record the chosen ones (queued, flushed once).
+
+    An update never rewrites an image that is identical or equivalent to its golden (no churn in review), unless
+    `force`: `--all` without it re-records exactly what `--failed` does. What it wrote is in `report.changes`.
+    """
     started = time.perf_counter()
     cases_dir = cfg.path("golden.cases_dir")
     goldens_dir = cfg.path("golden.goldens_dir")
@@ -68,6 +75,9 @@ def run_goldens(
     )
     queue = UpdateQueue(golden_set)
     threads = cfg["golden.num_threads"]
+    here = fingerprint(device, threads)
+    today = datetime.now(UTC).date()
+    drift_machine = here if cfg["golden.drift"] == "fail" else None
     with isolated_runtime(device, precision):
         for position, case in enumerate(chosen, start=1):
             if progress is not None:
@@ -75,19 +85,40 @@ def run_goldens(
             try:
                 run = run_case(case, cases_dir, threads=threads)
             except CaseErrored as exc:
-                report.verdicts.append(CaseVerdict(case.id, Verdict.ERRORED, reason=f"generation raised {exc}"))
+                errored = CaseVerdict(case.id, Verdict.ERRORED, reason=f"generation raised {exc}")
+                errored.quarantine = case.quarantine.to_dict(today) if case.quarantine else None
+                report.verdicts.append(errored)
                 continue
-            verdict = compare_case(run, golden_set, tolerances)
+            verdict = compare_case(run, golden_set, tolerances, machine=drift_machine)
+            verdict.quarantine = case.quarantine.to_dict(today) if case.quarantine else None
             report.verdicts.append(verdict)
-            if update is not None and _wants_update(update, verdict.verdict):
+            if update is not None and _wants_update(update, verdict.verdict, force):
                 if verdict.verdict is Verdict.DEGENERATE:
                     continue  # never recorded
-                queue.queue(PendingUpdate(case.id, case.params(), case.digest(), run.images, run.measures, run.traces))
+                keep = {} if force else _kept_images(verdict, golden_set.entries.get(case.id))
+                if len(keep) == len(run.images) and golden_set.entries[case.id].digest == case.digest():
+                    continue  # every image stays: nothing to write
+                pending = PendingUpdate(
+                    case.id,
+                    case.params(),
+                    case.digest(),
+                    run.images,
+                    run.measures,
+                    run.traces,
+                    machine_class(here),
+                    keep,
+                )
+                queue.queue(pending)
+                report.changes.extend(update_changes(verdict, golden_set.entries.get(case.id), pending))
     if update == "all" or update == "failed":
         for case_id in report.unused:
             queue.remove(case_id)
+            report.changes.append(UpdateChange(case_id, None, "removed", note="no case defines it any more"))
     if update is not None and queue:
-        queue.recorded_with = fingerprint(device, threads)
+        # the set's fingerprint stands for the entries recorded without their own machine class, so it changes only
+        # when the set is new or every entry is re-recorded now
+        if not golden_set.recorded_with or set(golden_set.entries) <= set(queue.pending) | queue.removals:
+            queue.recorded_with = here
         report.updated = sorted(queue.pending)
         if update in ("all", "failed"):
             report.updated += list(report.unused)
@@ -97,9 +128,24 @@ def run_goldens(
     return report
 
 
-def _wants_update(mode: UpdateMode, verdict: Verdict) -> bool:
-    if mode == "all":
+def _wants_update(mode: UpdateMode, verdict: Verdict, force: bool) -> bool:
+    if mode == "all" and force:
         return True
     if mode == "missing":
         return verdict is Verdict.MISSING
     return verdict not in PASSING
+
+
+def _kept_images(verdict: CaseVerdict, entry: GoldenEntry | None) -> dict[int, tuple[str, ImageMeasures]]:
+    """The recorded images a re-recording keeps: those identical or equivalent to what the run made.
+
+    A stale case (its parameters changed) keeps none: its old images answer other parameters. A drifted image is
+    rewritten: on its own machine class the set should be bit-identical again.
+    """
+    if entry is None or verdict.verdict is Verdict.STALE or len(entry.images) != len(verdict.images):
+        return {}
+    return {
+        image.index: entry.images[image.index]
+        for image in verdict.images
+        if image.verdict in (Verdict.IDENTICAL, Verdict.EQUIVALENT)
+    }

@@ -35,8 +35,25 @@ def cuda_available() -> tuple[bool, str]:
     return True, torch.cuda.get_device_name(0)
 
 
+# What decides whether a rerun is bit-identical: the numeric stack, the hardware it runs on and the thread count.
+# Two fingerprints that agree on these are one machine class (python, platform or pillow do not change pixels).
+MACHINE_CLASS_FIELDS = ("torch", "diffusers", "transformers", "cpu", "gpu", "threads")
+
+
+def machine_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a fingerprint that make its machine class."""
+    return {name: fingerprint.get(name) for name in MACHINE_CLASS_FIELDS}
+
+
+def same_machine_class(recorded: dict[str, Any] | None, current: dict[str, Any]) -> bool:
+    """Whether `recorded` (a golden's fingerprint) names every class field and agrees with `current` on all."""
+    if not recorded or any(name not in recorded for name in MACHINE_CLASS_FIELDS):
+        return False
+    return machine_class(recorded) == machine_class(current)
+
+
 def fingerprint(device: str, threads: int) -> dict[str, Any]:
-    """What a golden set was recorded on; compared only for information, never for the verdict."""
+    """What a golden set was recorded on; its machine class decides `drifted` against `equivalent`."""
     gpu = None
     if device == "cuda":
         gpu = cuda_available()[1]

@@ -110,6 +110,7 @@ def _case_entry(verdict: CaseVerdict) -> dict[str, Any]:
             "head_sha256": image.actual.sha256 if image.actual else None,
             "phash_distance": image.phash_distance,
             "mean_abs": image.mean_abs,
+            "ssim": image.ssim,
         }
         for image in verdict.images
     ]
@@ -143,11 +144,11 @@ def judge_cases(plan: Plan, entries: list[dict[str, Any]]) -> Part:
             head_failed = "working tree:" in (entry.get("detail") or "")
             entry["claim"] = "errored at the head" if head_failed else "inconclusive"
             (not_met if head_failed else inconclusive).append(f"golden {where}: errored — {entry.get('detail')}")
-        elif verdict in ("equivalent", "changed", "removed"):
+        elif verdict in ("equivalent", "drifted", "changed", "removed"):
             entry["claim"] = "changed as declared" if declared else "undeclared change"
             if not declared:
                 how = entry.get("detail") or verdict
-                if verdict == "equivalent":
+                if verdict == "equivalent":  # a report from before `drifted` existed
                     how = f"not bit-identical (within tolerance: {how})"
                 divergence = f"; {entry['divergence']}" if entry.get("divergence") else ""
                 not_met.append(f"golden {where}: {verdict} — {how}{divergence}")
@@ -508,7 +509,7 @@ def observability(parts: dict[str, Part]) -> list[dict[str, str]]:
     """Surface → Unchanged / Changed (as declared or not) / Inconclusive, with its evidence."""
     rows = []
     cases = parts["model-outputs"].figures.get("cases", [])
-    changed = [c for c in cases if c["verdict"] in ("changed", "equivalent", "removed", "degenerate")]
+    changed = [c for c in cases if c["verdict"] in ("changed", "equivalent", "drifted", "removed", "degenerate")]
     added = [c for c in cases if c["verdict"] == "added"]
     compared = len(cases) - len(added)
     if parts["model-outputs"].status == INCONCLUSIVE and not changed:

@@ -14,7 +14,7 @@ from support import REPO_ROOT
 
 import serena.processing
 from harness.config import HarnessConfig, load_config
-from harness.golden.calibrate import calibrate, selftest
+from harness.golden.calibrate import SELFTEST_CASES, calibrate, derived_ssim_tolerance, selftest
 from harness.golden.cases import load_cases
 from harness.golden.compare import Verdict
 from harness.golden.manifest import load_golden_set
@@ -57,6 +57,7 @@ def _wrap_inner(monkeypatch: pytest.MonkeyPatch, before=None, after=None) -> Non
 
 
 FEW = Selection(("t2i-euler", "t2i-ddim-batch", "i2i-ddim-gradient"))
+IMAGE_CONTROLS = ("blur 0.5 px", "contrast x0.95", "saturation x0.9")
 
 
 def test_the_committed_set_passes_for_the_selected_cases(golden_copy: HarnessConfig) -> None:
@@ -223,7 +224,39 @@ def test_calibrate_records_the_noise_floor(golden_copy: HarnessConfig) -> None:
     assert floor["cases"] == ["t2i-euler"]
     assert set(floor["per_variant"]) == {"rerun", "threads 1", "threads 2", "latent jitter 1e-4"}
     assert floor["max_phash_distance"] < report.tolerances.phash_bits
-    assert floor["per_variant"]["rerun"] == {"max_phash_distance": 0, "max_mean_abs": 0.0}
+    assert floor["per_variant"]["rerun"] == {"max_phash_distance": 0, "max_mean_abs": 0.0, "min_ssim": 1.0}
+    assert report.tolerances.ssim <= floor["min_ssim"] <= 1.0
+
+
+def test_calibrate_derives_an_ssim_tolerance_for_a_set_without_one_and_never_loosens_one_silently(
+    golden_copy: HarnessConfig,
+) -> None:
+    manifest = golden_copy.path("golden.goldens_dir") / "cpu-fp32" / "manifest.json"
+    document = json.loads(manifest.read_text())
+    images_before = {path.name: path.read_bytes() for path in manifest.parent.glob("*.png")}
+    del document["tolerances"]["ssim"]
+    manifest.write_text(json.dumps(document))
+    report = calibrate(golden_copy, patterns=("t2i-euler",))
+    golden_set = load_golden_set(manifest.parent.parent, "cpu-fp32")
+    floor = golden_set.noise_floor
+    assert golden_set.ssim_recorded and golden_set.tolerances.ssim == floor["derived_ssim_tolerance"]
+    assert golden_set.tolerances.ssim == derived_ssim_tolerance(floor["min_ssim"]) < floor["min_ssim"]
+    assert "SSIM tolerance derived" in report.check_result().summary
+    # a set that has one keeps it, unless asked to retune
+    document = json.loads(manifest.read_text())
+    document["tolerances"]["ssim"] = 0.5
+    manifest.write_text(json.dumps(document))
+    calibrate(golden_copy, patterns=("t2i-euler",))
+    assert load_golden_set(manifest.parent.parent, "cpu-fp32").tolerances.ssim == 0.5
+    calibrate(golden_copy, patterns=("t2i-euler",), retune=True)
+    assert load_golden_set(manifest.parent.parent, "cpu-fp32").tolerances.ssim > 0.99
+    assert {path.name: path.read_bytes() for path in manifest.parent.glob("*.png")} == images_before
+
+
+def test_the_derived_ssim_tolerance_keeps_headroom_over_the_floor_within_bounds() -> None:
+    assert derived_ssim_tolerance(0.9995) == 0.995
+    assert derived_ssim_tolerance(1.0) == 0.999  # noise that never moves a pixel still leaves a margin
+    assert derived_ssim_tolerance(0.95) == 0.9  # never looser than this: calibrate then fails instead
 
 
 def test_selftest_detects_every_control() -> None:
@@ -240,7 +273,25 @@ def test_selftest_detects_every_control() -> None:
         "another sampler",
         "strength +0.1",
         "strength -0.1",
+        "blur 0.5 px",
+        "contrast x0.95",
+        "saturation x0.9",
     }
+    # the image controls are the ones phash alone would miss: within its tolerance, caught by the other measures
+    image_controls = [r for r in report.results if r.variant in IMAGE_CONTROLS]
+    assert len(image_controls) == 3 * len(SELFTEST_CASES)
+    for result in image_controls:
+        assert result.verdict is Verdict.CHANGED, result
+        assert result.phash_distance <= report.tolerances.phash_bits and "phash16" not in result.beyond, result
+
+
+def test_ssim_alone_catches_a_slight_blur() -> None:
+    """With phash16 and mean abs made blind, the blur control is still judged changed: by SSIM."""
+    blind = load_config(REPO_ROOT, {"golden.phash_bits": 256, "golden.mean_abs": 255.0}, environ={})
+    report = selftest(blind, patterns=("t2i-euler",))
+    blur = next(r for r in report.results if r.variant == "blur 0.5 px")
+    assert blur.verdict is Verdict.CHANGED and blur.beyond == ("SSIM",)
+    assert blur.ssim < report.tolerances.ssim
 
 
 def test_selftest_fails_when_the_tolerance_is_too_loose_to_see_change() -> None:
@@ -433,3 +484,230 @@ def test_serena_verify_run_with_a_faulty_case_exits_1_with_the_whole_bundle(
     assert (evidence / "summary.md").is_file() and (evidence / "invariants.json").is_file()
     cases = json.loads((evidence / "golden" / "golden.json").read_text())["cases"]
     assert len(cases) == 18
+
+
+# -- drifted: an in-tolerance difference on the machine class the golden was recorded on -------------------------
+def _jittered_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case run with 1e-4 noise added to the first latents: a change far within tolerance."""
+    import harness.golden.session as session
+    from harness.golden.controls import _jitter_hook
+    from harness.golden.runner import run_case
+
+    monkeypatch.setattr(session, "run_case", lambda *a, **k: run_case(*a, **k, step_hook=_jitter_hook()))
+
+
+def _record_here(golden_copy: HarnessConfig, case_id: str) -> None:
+    run_goldens(golden_copy, selection=Selection((case_id,)), update="all", force=True)
+    entry = load_golden_set(golden_copy.path("golden.goldens_dir"), "cpu-fp32").entries[case_id]
+    assert entry.machine is not None and entry.machine["threads"] == golden_copy["golden.num_threads"]
+
+
+def test_a_small_change_on_the_recording_machine_class_is_drifted_and_fails(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record_here(golden_copy, "t2i-euler")
+    _jittered_runs(monkeypatch)
+    report = run_goldens(golden_copy, selection=Selection(("t2i-euler",)))
+    verdict = _by_id(report)["t2i-euler"]
+    assert verdict.verdict is Verdict.DRIFTED and report.outcome() is Outcome.FAILED
+    assert "not bit-identical on the machine class the golden was recorded on" in verdict.reason
+    image = verdict.images[0]
+    assert image.phash_distance <= report.tolerances.phash_bits and image.mean_abs <= report.tolerances.mean_abs
+    assert 1.0 > image.ssim >= report.tolerances.ssim and image.beyond == ()
+    # the same difference is equivalent when drift is allowed, or on another machine class
+    allowed = load_config(REPO_ROOT, {**_golden_flags(golden_copy), "golden.drift": "equivalent"}, environ={})
+    assert _by_id(run_goldens(allowed, selection=Selection(("t2i-euler",))))["t2i-euler"].verdict is Verdict.EQUIVALENT
+    import harness.golden.session as session
+    from harness.golden.set_key import fingerprint
+
+    monkeypatch.setattr(session, "fingerprint", lambda device, threads: {**fingerprint(device, threads), "cpu": "x"})
+    other = run_goldens(golden_copy, selection=Selection(("t2i-euler",)))
+    assert _by_id(other)["t2i-euler"].verdict is Verdict.EQUIVALENT and other.outcome() is Outcome.PASSED
+
+
+def test_golden_run_exits_1_on_drift_and_allow_drift_passes(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from harness.cli import main
+
+    _record_here(golden_copy, "t2i-euler")
+    _jittered_runs(monkeypatch)
+    for name, value in _golden_flags(golden_copy).items():
+        monkeypatch.setenv("SERENA_" + name.replace(".", "_").upper(), value)
+    args = ["golden", "run", "-k", "t2i-euler", "--report-dir", str(tmp_path / "report")]
+    assert main(args) == 1
+    assert "t2i-euler  drifted" in capsys.readouterr().out
+    assert main([*args, "--allow-drift"]) == 0
+    assert "t2i-euler  equivalent" in capsys.readouterr().out
+
+
+def test_a_partial_update_on_another_machine_leaves_the_other_entries_judged_by_their_own_class(
+    golden_copy: HarnessConfig,
+) -> None:
+    goldens = golden_copy.path("golden.goldens_dir")
+    before = load_golden_set(goldens, "cpu-fp32")
+    _record_here(golden_copy, "t2i-euler")
+    after = load_golden_set(goldens, "cpu-fp32")
+    assert after.recorded_with == before.recorded_with  # still the fingerprint of the entries recorded with the set
+    assert (
+        after.entries["t2i-heun"].machine is None
+        and after.recorded_on(after.entries["t2i-heun"]) == before.recorded_with
+    )
+
+
+def test_a_machine_class_needs_every_field() -> None:
+    from harness.golden.set_key import MACHINE_CLASS_FIELDS, same_machine_class
+
+    current = dict.fromkeys(MACHINE_CLASS_FIELDS, "x")
+    assert same_machine_class(dict(current), current)
+    assert not same_machine_class({}, current) and not same_machine_class(None, current)
+    assert not same_machine_class({k: v for k, v in current.items() if k != "threads"}, current)
+    assert not same_machine_class({**current, "cpu": "y"}, current)
+
+
+def _golden_flags(cfg: HarnessConfig) -> dict[str, str]:
+    return {name: str(cfg.path(name)) for name in ("golden.cases_dir", "golden.goldens_dir")}
+
+
+# -- safe updates: no churn, nothing written from CI, what changed said ------------------------------------------
+def _set_files(cfg: HarnessConfig) -> dict[str, bytes]:
+    folder = cfg.path("golden.goldens_dir") / "cpu-fp32"
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def test_an_update_leaves_images_within_tolerance_byte_identical_unless_forced(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed = load_config(REPO_ROOT, {**_golden_flags(golden_copy), "golden.drift": "equivalent"}, environ={})
+    _jittered_runs(monkeypatch)  # every image differs a little from its golden: equivalent
+    before = _set_files(allowed)
+    report = run_goldens(allowed, selection=FEW, update="all")
+    assert {v.verdict for v in report.verdicts} == {Verdict.EQUIVALENT}
+    assert report.updated == [] and report.changes == [] and report.written == []
+    assert _set_files(allowed) == before
+    forced = run_goldens(allowed, selection=Selection(("t2i-euler",)), update="all", force=True)
+    assert forced.updated == ["t2i-euler"]
+    (change,) = forced.changes
+    assert (change.case_id, change.index, change.action, change.verdict) == ("t2i-euler", 0, "replaced", "equivalent")
+    assert change.old_sha256 != change.new_sha256 and change.phash_distance is not None
+    after = _set_files(allowed)
+    assert {name for name in after if after[name] != before.get(name)} == {
+        "manifest.json",
+        f"t2i-euler-0-{change.new_sha256[:12]}.png",
+        *(name for name in after if name not in before and name.endswith(".trace.npz")),
+    }
+
+
+def test_an_update_of_a_batch_case_rewrites_only_its_changed_images(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second image of a two-image case changes; the first stays as recorded (same file, same bytes)."""
+    from harness.golden import runner
+
+    original = runner.run_case
+
+    def second_image_shifted(*args: Any, **kwargs: Any) -> Any:
+        run = original(*args, **kwargs)
+        from harness.golden.measures import measure
+
+        shifted = run.images[1].point(lambda value: min(255, value + 40))
+        run.images[1], run.measures[1] = shifted, measure(shifted)
+        return run
+
+    import harness.golden.session as session
+
+    monkeypatch.setattr(session, "run_case", second_image_shifted)
+    golden = load_golden_set(golden_copy.path("golden.goldens_dir"), "cpu-fp32")
+    first_file = golden.entries["t2i-ddim-batch"].images[0][0]
+    report = run_goldens(golden_copy, selection=Selection(("t2i-ddim-batch",)), update="failed")
+    assert report.updated == ["t2i-ddim-batch"]
+    assert [(c.index, c.action, c.verdict) for c in report.changes] == [(1, "replaced", "changed")]
+    entry = load_golden_set(golden_copy.path("golden.goldens_dir"), "cpu-fp32").entries["t2i-ddim-batch"]
+    assert entry.images[0][0] == first_file and entry.images[1][1].sha256 == report.changes[0].new_sha256
+
+
+def test_golden_update_is_refused_when_ci_is_set_unless_allowed_and_writes_what_it_changed(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from harness.cli import main
+
+    for name, value in _golden_flags(golden_copy).items():
+        monkeypatch.setenv("SERENA_" + name.replace(".", "_").upper(), value)
+    path = golden_copy.path("golden.cases_dir") / "txt2img.toml"
+    path.write_text(
+        path.read_text() + '\n[[case]]\nid = "t2i-new"\nmode = "txt2img"\nprompt = "a new case"\nseed = 7\n'
+        'steps = 6\nsampler = "Euler"\ncfg_scale = 7.0\n'
+    )
+    before = _set_files(golden_copy)
+    args = ["golden", "update", "--missing", "-k", "t2i-new", "--report-dir", str(tmp_path / "report")]
+    monkeypatch.setenv("CI", "true")
+    assert main(args) == 2
+    assert "refuses to write goldens when CI is set" in capsys.readouterr().err
+    assert _set_files(golden_copy) == before
+    assert main([*args, "--allow-ci"]) == 0
+    out = capsys.readouterr().out
+    assert "t2i-new #0: new" in out
+    markdown = (tmp_path / "report" / "golden-update.md").read_text(encoding="utf-8")
+    assert "| `t2i-new` | 0 | new |" in markdown
+    monkeypatch.setenv("CI", "false")  # CI=false is not CI
+    assert main(args) == 0
+    assert "Nothing written" in (tmp_path / "report" / "golden-update.md").read_text(encoding="utf-8")
+
+
+# -- quarantine: reports, does not fail until its date, then fails and says so ---------------------------------
+def _quarantine(cfg: HarnessConfig, case_id: str, until: str, reason: str = "flaky on the new runner") -> None:
+    path = cfg.path("golden.cases_dir") / "txt2img.toml"
+    text = path.read_text()
+    anchor = f'id = "{case_id}"\n'
+    assert anchor in text
+    path.write_text(text.replace(anchor, f'{anchor}quarantine = {{ reason = "{reason}", until = {until} }}\n', 1))
+
+
+def test_a_quarantined_case_reports_but_does_not_fail_before_its_date_and_fails_after(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from harness.golden.render import render_junit, render_terminal
+
+    digest_before = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-euler").digest()
+    _wrap_inner(monkeypatch, before=lambda p: setattr(p, "seed", p.seed + 1))  # every case changes
+    today = datetime.now(UTC).date()
+    _quarantine(golden_copy, "t2i-euler", (today + timedelta(days=1)).isoformat())
+    quarantined = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-euler")
+    assert quarantined.digest() == digest_before  # judging differently is not a different case
+    selection = Selection(("t2i-euler", "t2i-heun"))
+    report = run_goldens(golden_copy, selection=selection)
+    euler = _by_id(report)["t2i-euler"]
+    assert euler.verdict is Verdict.CHANGED and euler.quarantined  # it ran and reports its real verdict
+    assert [v.case_id for v in report.failing()] == ["t2i-heun"]
+    result = report.check_result()
+    assert "1 quarantined, not failing: t2i-euler" in result.summary
+    assert not any(p.startswith("t2i-euler") for p in result.problems)
+    assert "quarantined until" in render_terminal(report) and 'skipped message="changed' in render_junit(report)
+    # on the day after its date it fails, and says why
+    _quarantine(golden_copy, "t2i-heun", (today - timedelta(days=1)).isoformat(), "was flaky")
+    expired = run_goldens(golden_copy, selection=Selection(("t2i-heun",)))
+    assert expired.outcome() is Outcome.FAILED
+    (problem,) = expired.check_result().problems
+    assert "quarantine expired on" in problem and "was flaky" in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{ until = 2026-12-31 }", "needs a reason"),
+        ('{ reason = "x" }', "needs until, a date"),
+        ('{ reason = "x", until = "soon" }', "is not a date"),
+        ('{ reason = "x", until = 2026-12-31, owner = "me" }', "unknown key 'owner'"),
+    ],
+)
+def test_a_malformed_quarantine_is_refused_naming_the_case(
+    golden_copy: HarnessConfig, value: str, message: str
+) -> None:
+    from harness.errors import GoldenError
+
+    path = golden_copy.path("golden.cases_dir") / "txt2img.toml"
+    path.write_text(path.read_text().replace('id = "t2i-euler"\n', f'id = "t2i-euler"\nquarantine = {value}\n', 1))
+    with pytest.raises(GoldenError, match=f"case 't2i-euler': field 'quarantine'.*{message}"):
+        load_cases(golden_copy.path("golden.cases_dir"))

@@ -20,6 +20,7 @@ from support import REPO_ROOT, gradient_image
 
 from harness import exit_codes
 from harness.cli import main
+from harness.errors import GoldenError
 from harness.golden.cases import load_cases
 
 GOLDEN_SET = REPO_ROOT / "harness" / "goldens" / "cpu-fp32"
@@ -365,6 +366,15 @@ def test_merge_judges_shards_by_the_rules_of_a_single_run() -> None:
         [_shard_report((1, 2), {"a": "identical"}, warn_unused=True), _shard_report((2, 2), {}, warn_unused=True)]
     )
     assert both_warned.outcome() is Outcome.PASSED and both_warned.unused == ["b", "c", "gone"]
+
+
+def test_merge_refuses_a_missing_shard_or_shards_of_different_splits() -> None:
+    from harness.golden.report import GoldenReport
+
+    with pytest.raises(GoldenError, match="shard 2/3, 3/3 missing"):
+        GoldenReport.merge([_shard_report((1, 3), {"a": "identical"})])
+    with pytest.raises(GoldenError, match="different splits"):
+        GoldenReport.merge([_shard_report((1, 2), {"a": "identical"}), _shard_report((2, 3), {"b": "identical"})])
 
 
 def test_merge_of_skipped_shards_is_skipped_with_their_reason() -> None:
