@@ -72,7 +72,11 @@ SAMPLERS: tuple[SamplerInfo, ...] = (
         prediction_types=NOISE_PREDICTIONS,
         fixed_eta=1.0,
     ),
-    SamplerInfo("PLMS", "PNDMScheduler", aliases=("plms",), prediction_types=NOISE_PREDICTIONS),
+    # PLMS proper: linear multistep from the first step, no Runge-Kutta warm-up (which repeats timesteps and breaks
+    # at one step), as Stable Diffusion's own PNDM configuration sets it
+    SamplerInfo(
+        "PLMS", "PNDMScheduler", {"skip_prk_steps": True}, aliases=("plms",), prediction_types=NOISE_PREDICTIONS
+    ),
 )
 
 _BY_NAME: dict[str, SamplerInfo] = {}

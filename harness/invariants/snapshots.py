@@ -11,7 +11,10 @@ from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serena.samplers import SamplerInfo
 
 HELP_COLUMNS = "100"
 
@@ -187,6 +190,94 @@ def seam_api() -> str:
     return "\n".join(out) + "\n"
 
 
+SCHEDULE_STEPS = (1, 4, 10, 20)
+# besides the shipped model's own prediction type ("sample"), the one the noise-only samplers (DPM2, PLMS) need
+EXTRA_PREDICTION = "epsilon"
+
+
+def _figure(value: Any) -> str:
+    """A number to 6 significant digits, anything else as Python writes it: stable text across runs."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return repr(value)
+
+
+def _figures(values: Any) -> str:
+    return " ".join(f"{float(value):.6g}" for value in values.tolist())
+
+
+def _shipped_scheduler_config() -> dict[str, Any]:
+    """The shipped model's scheduler config as loading the model leaves it (SdModel.scheduler_config), no weights."""
+    import diffusers
+
+    from serena.models import TINY_MODEL_DIR
+
+    _library, class_name = json.loads((TINY_MODEL_DIR / "model_index.json").read_text(encoding="utf-8"))["scheduler"]
+    scheduler = getattr(diffusers, class_name).from_pretrained(TINY_MODEL_DIR, subfolder="scheduler")
+    return dict(scheduler.config)
+
+
+def _schedule_lines(prefix: str, info: SamplerInfo, base_config: dict[str, Any]) -> list[str]:
+    """One sampler built for one prediction type: its class, its config where it differs from the base it was
+    built from, and the timesteps and sigmas set for each step count (as the pipelines' retrieve_timesteps does)."""
+    from serena import samplers
+    from serena.errors import InputError
+
+    try:
+        scheduler = samplers.build_scheduler(info, base_config)
+    except InputError:
+        return [f"{prefix} | refused by build_scheduler"]
+    cls = type(scheduler)
+    described = cls.__name__ if cls.__module__.startswith("diffusers.") else f"{cls.__name__}({cls.__base__.__name__})"
+    lines = [f"{prefix} | class {described}, order {scheduler.order}"]
+    for key, value in sorted(scheduler.config.items()):
+        if not key.startswith("_") and (key not in base_config or base_config[key] != value):
+            lines.append(f"{prefix} | config {key} = {_figure(value)}")
+    for steps in SCHEDULE_STEPS:
+        at = f"{prefix} | {steps} step{'s' if steps > 1 else ''}"
+        try:
+            scheduler.set_timesteps(steps, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - a step count the scheduler cannot set is part of the record
+            lines.append(f"{at} | error {type(exc).__name__}: {exc}".splitlines()[0].rstrip())
+            continue
+        lines.append(f"{at} | init_noise_sigma {_figure(float(scheduler.init_noise_sigma))}")
+        lines.append(f"{at} | timesteps {_figures(scheduler.timesteps)}")
+        if getattr(scheduler, "sigmas", None) is not None:
+            lines.append(f"{at} | sigmas {_figures(scheduler.sigmas)}")
+    return lines
+
+
+def sampler_schedules() -> str:
+    """Every sampler name's scheduler and schedule, built by Serena's own build_scheduler without a model."""
+    from serena import samplers
+
+    shipped = _shipped_scheduler_config()
+    prediction_types = list(dict.fromkeys([shipped.get("prediction_type", "epsilon"), EXTRA_PREDICTION]))
+    steps = ", ".join(str(count) for count in SCHEDULE_STEPS)
+    lines = [
+        "# Every sampler name, built by serena.samplers.build_scheduler from the shipped model's scheduler config, for",
+        f"# prediction_type {' and '.join(map(repr, prediction_types))}, and the timesteps and sigmas it sets for "
+        f"{steps} steps.",
+        "# A line reads: sampler | prediction_type | what. Config lines list what differs from the base config.",
+        "# img2img runs the tail of the same schedule (diffusers' get_timesteps). Numbers to 6 significant digits.",
+        "base config: " + ", ".join(f"{k}={_figure(v)}" for k, v in sorted(shipped.items()) if not k.startswith("_")),
+    ]
+    for info in samplers.SAMPLERS:
+        table = {
+            "scheduler": info.scheduler,
+            "config": dict(info.config),
+            "aliases": list(info.aliases),
+            "prediction_types": sorted(info.prediction_types),
+            "uses_eta": info.uses_eta,
+            "fixed_eta": info.fixed_eta,
+        }
+        lines.append(f"{info.name} | table | " + ", ".join(f"{k}={_figure(v)}" for k, v in table.items()))
+        for prediction_type in prediction_types:
+            base_config = {**shipped, "prediction_type": prediction_type}
+            lines += _schedule_lines(f"{info.name} | {prediction_type}", info, base_config)
+    return "\n".join(lines) + "\n"
+
+
 def _api_schema(name: str) -> Callable[[], str]:
     def produce() -> str:
         from serena import api
@@ -221,6 +312,7 @@ SNAPSHOTS: dict[str, Snapshot] = {
         Snapshot("api-openapi", "api-openapi.json", _api_schema("openapi")),
         Snapshot("api-txt2img-response", "api-txt2img-response.json", _api_schema("txt2img")),
         Snapshot("api-img2img-response", "api-img2img-response.json", _api_schema("img2img")),
+        Snapshot("sampler-schedules", "sampler-schedules.txt", sampler_schedules),
     )
 }
 

@@ -78,6 +78,21 @@ def test_euler_a_adapter_recovers_the_predicted_sample_exactly() -> None:
     assert torch.allclose(out.pred_original_sample, predicted_x0, atol=1e-5)
 
 
+@pytest.mark.parametrize("steps", [1, 4, 20])
+def test_plms_runs_linear_multistep_from_the_first_step_at_any_step_count(steps: int) -> None:
+    """No Runge-Kutta warm-up: the schedule is the step count's timesteps (PLMS repeats only its second, as its
+    multistep start does), and one step works instead of failing inside the scheduler."""
+    import json
+
+    config = {**json.loads((TINY_MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())}
+    config["prediction_type"] = "epsilon"
+    scheduler = samplers.build_scheduler(samplers.find_sampler("PLMS"), config)
+    scheduler.set_timesteps(steps)
+    timesteps = [int(t) for t in scheduler.timesteps]
+    assert len(timesteps) == steps + (1 if steps > 1 else 0)
+    assert sorted(set(timesteps), reverse=True) == list(dict.fromkeys(timesteps))
+
+
 def test_names_are_found_case_insensitively_and_by_alias() -> None:
     assert samplers.find_sampler("euler A").name == "Euler a"
     assert samplers.find_sampler("k_dpmpp_2m").name == "DPM++ 2M"
