@@ -43,6 +43,13 @@ KEYS: tuple[Key, ...] = (
         "or is reported as equivalent ('equivalent').",
         choices=("fail", "equivalent"),
     ),
+    Key(
+        "golden.coverage_floors",
+        dict,
+        {},
+        "Golden-coverage floors of the generation path, {path: percent} (coverage.py's percent, lines and branches); "
+        "unset: the defaults in harness/golden/coverage.py.",
+    ),
     Key("golden.warn_unused", bool, False, "Report unused goldens as a warning instead of a failure."),
     Key("golden.num_threads", int, 2, "torch CPU threads for golden runs (pinned: the count changes float bits)."),
     Key("coverage.xml", str, "build/coverage.xml", "coverage.xml read by the coverage gate."),

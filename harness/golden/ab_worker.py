@@ -31,6 +31,7 @@ def processing_kwargs(params: dict[str, Any], known_options: Container[str]) -> 
         "width": params["width"],
         "height": params["height"],
         "batch_size": params["batch_size"],
+        "n_iter": params.get("n_iter", 1),
         "override_settings": {k: v for k, v in params["override_settings"].items() if k in known_options},
         "do_not_save_samples": True,
     }
@@ -79,14 +80,15 @@ def main(argv: list[str] | None = None) -> int:
             arrays: dict[str, np.ndarray] = {}
 
             def record(batch_no, step, timestep, tensors, batch=batch, arrays=arrays):
+                first = batch_no * batch  # the image number of this batch's first image
                 if step == 0 and "prompt_embeds" in tensors:
                     embeds = tensors["prompt_embeds"].detach().float().cpu().numpy()
                     for i in range(batch):
                         pair = np.stack([embeds[i], embeds[batch + i]]) if embeds.shape[0] == 2 * batch else embeds[i]
-                        arrays[f"{i}/prompt embeddings"] = pair.astype(np.float16)
+                        arrays[f"{first + i}/prompt embeddings"] = pair.astype(np.float16)
                 latents = tensors["latents"].detach().float().cpu().numpy()
                 for i in range(batch):
-                    arrays[f"{i}/latents after step {step + 1}"] = latents[i].astype(np.float16)
+                    arrays[f"{first + i}/latents after step {step + 1}"] = latents[i].astype(np.float16)
 
             p.step_callback = record
             try:

@@ -31,6 +31,7 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool, Any]] = {
     "width": ((int,), False, 64),
     "height": ((int,), False, 64),
     "batch_size": ((int,), False, 1),
+    "n_iter": ((int,), False, 1),
     "init_image": ((str,), False, None),
     "denoising_strength": ((int, float), False, None),
     "override_settings": ((dict,), False, {}),
@@ -68,6 +69,7 @@ class Case:
     height: int = 64
     negative_prompt: str = ""
     batch_size: int = 1
+    n_iter: int = 1  # batches run one after another (the web UI's batch count)
     init_image: str | None = None
     denoising_strength: float | None = None
     override_settings: Mapping[str, Any] = field(default_factory=dict)
@@ -77,8 +79,9 @@ class Case:
     quarantine: Quarantine | None = None  # not part of the digest: it says how to judge, not what to make
 
     def params(self) -> dict[str, Any]:
-        """Everything that determines the output, as plain JSON values."""
-        return {
+        """Everything that determines the output, as plain JSON values (n_iter only when not 1, so the cases that
+        predate it keep their digests)."""
+        params = {
             "mode": self.mode,
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
@@ -94,6 +97,13 @@ class Case:
             "denoising_strength": self.denoising_strength,
             "override_settings": dict(sorted(self.override_settings.items())),
         }
+        if self.n_iter != 1:
+            params["n_iter"] = self.n_iter
+        return params
+
+    @property
+    def image_count(self) -> int:
+        return self.batch_size * self.n_iter
 
     def processing_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the runtime's processing class for this case; img2img adds its init image.
@@ -110,6 +120,7 @@ class Case:
             "width": self.width,
             "height": self.height,
             "batch_size": self.batch_size,
+            "n_iter": self.n_iter,
             "override_settings": dict(self.override_settings),
             "do_not_save_samples": True,
         }
@@ -154,6 +165,9 @@ def parse_case(table: Mapping[str, Any], source: Path, cases_dir: Path, index: i
         raise GoldenError(f"{where}: field 'id' must match {CASE_ID.pattern}, got {values['id']!r}")
     if values["mode"] not in ("txt2img", "img2img"):
         raise GoldenError(f"{where}: field 'mode' must be txt2img or img2img, got {values['mode']!r}")
+    for count in ("batch_size", "n_iter"):
+        if values[count] < 1:
+            raise GoldenError(f"{where}: field {count!r} must be at least 1, got {values[count]}")
     if values["seed"] < 0:
         raise GoldenError(f"{where}: field 'seed' must be fixed (>= 0) in a golden case, got {values['seed']}")
     init_sha = None

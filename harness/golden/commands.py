@@ -13,6 +13,7 @@ import typer
 
 from harness.cli_options import JsonOpt, OutputOpt, StrictOpt, choose_format, config
 from harness.errors import GoldenError
+from harness.golden.coverage_command import coverage_command
 from harness.outcome import exit_code
 from harness.output import append_step_summary, write_output
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 UPDATE_MARKDOWN = "golden-update.md"
 golden_app = typer.Typer(
-    help="Golden outputs: run, update, report, merge, calibrate, selftest, ab, cross.", no_args_is_help=True
+    help="Golden outputs: run, update, report, merge, calibrate, selftest, ab, cross, coverage.", no_args_is_help=True
 )
 
 FORMATS = ("terminal", "json", "junit", "markdown", "html")
@@ -236,6 +237,9 @@ def merge_command(
     return _publish_and_emit(merged, out_dir, chosen, output, strict=cfg["strict"])
 
 
+golden_app.command("coverage")(coverage_command)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(golden_app, name="golden")
 
@@ -301,19 +305,36 @@ def ab_command(
     base: Annotated[str, typer.Option("--base", help="Git ref of the base commit, e.g. HEAD~1 or origin/main.")],
     cases: CaseOpt = None,
     report_dir: ReportDirOpt = None,
+    noise_runs: Annotated[
+        int,
+        typer.Option(
+            "--noise-runs",
+            min=0,
+            help="Run the base this many more times and judge each case against the base's own rerun distance.",
+        ),
+    ] = 0,
+    allow_drift: Annotated[
+        bool, typer.Option("--allow-drift", help="Judge an in-tolerance difference equivalent instead of drifted.")
+    ] = False,
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
 ) -> int:
-    """Run the cases on --base (a git worktree, its own process) and on the working tree, and compare them."""
+    """Run the cases on --base (a git worktree, its own process) and on the working tree, and compare them; both
+    run here, so an in-tolerance difference is drifted (a change) unless the base's own reruns differ as much."""
     from harness.golden.ab import run_ab
     from harness.golden.selection import Selection
 
     chosen = choose_format(fmt, as_json, FORMATS)
-    cfg = config()
+    cfg = config(**{"golden.drift": "equivalent" if allow_drift else None})
     folder = _report_dir(report_dir, cfg, "golden-ab")
     report = run_ab(
-        cfg, base, selection=Selection(tuple(cases or ())), work_dir=folder / "work", progress=_progress_to_stderr
+        cfg,
+        base,
+        selection=Selection(tuple(cases or ())),
+        work_dir=folder / "work",
+        progress=_progress_to_stderr,
+        noise_runs=noise_runs,
     )
     return _publish_and_emit(report, folder, chosen, output, strict=False)
 

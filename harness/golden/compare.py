@@ -142,6 +142,7 @@ class CaseVerdict:
     seconds: float | None = None
     run: CaseRun | None = field(default=None, repr=False)  # kept for reports (actual images)
     quarantine: dict[str, Any] | None = None  # {reason, until, expired} when the case is quarantined
+    noise: dict[str, Any] | None = None  # golden ab --noise-runs: how far the base's own reruns moved
 
     @property
     def quarantined(self) -> bool:
@@ -171,6 +172,7 @@ class CaseVerdict:
             "divergence_stage": self.divergence.stage if self.divergence else None,
             "seconds": None if self.seconds is None else round(self.seconds, 4),
             "quarantine": self.quarantine,
+            "noise": self.noise,
             "images": [image.to_dict() for image in self.images],
         }
 
@@ -186,6 +188,7 @@ class CaseVerdict:
             divergence=RecordedDivergence(data.get("divergence_stage"), divergence) if divergence else None,
             seconds=data.get("seconds"),
             quarantine=data.get("quarantine"),
+            noise=data.get("noise"),
         )
 
 

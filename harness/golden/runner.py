@@ -85,13 +85,14 @@ def run_case(
     from serena.processing import process_images
 
     p = build_processing(case, cases_dir, {"num_threads": threads, **(extra_overrides or {})})
-    traces = [Trace() for _ in range(case.batch_size)]
+    traces = [Trace() for _ in range(case.image_count)]
 
     def record(batch: int, step: int, timestep: int, tensors: dict[str, Any]) -> None:
+        this_batch = traces[batch * case.batch_size : (batch + 1) * case.batch_size]
         if step == 0 and "prompt_embeds" in tensors:
             embeds = tensors["prompt_embeds"]
             guided = embeds.shape[0] == 2 * case.batch_size  # classifier-free guidance: [negative…, positive…]
-            for index, trace in enumerate(traces):
+            for index, trace in enumerate(this_batch):
                 if guided:
                     import torch
 
@@ -100,7 +101,7 @@ def run_case(
                     trace.record(PROMPT_STAGE, embeds[index])
         if step_hook is not None:
             step_hook(step, tensors)
-        for index, trace in enumerate(traces):
+        for index, trace in enumerate(this_batch):
             trace.record(latent_stage(step), tensors["latents"][index])
 
     p.step_callback = record

@@ -333,9 +333,13 @@ def test_ab_sees_a_runtime_change_and_passes_a_harmless_one(tiny_repo: Path, tmp
     processing = tiny_repo / "serena" / "processing.py"
     processing.write_text(processing.read_text() + "\n# a comment-only refactor\n")
     _commit(repo=tiny_repo, message="harmless")
-    harmless = run_ab(cfg, "HEAD~1", selection=selection, work_dir=tmp_path / "ab1")
+    harmless = run_ab(cfg, "HEAD~1", selection=selection, work_dir=tmp_path / "ab1", noise_runs=1)
     assert harmless.outcome() is Outcome.PASSED
     assert {v.verdict for v in harmless.verdicts} == {Verdict.IDENTICAL}
+    # the base reran once, bit-identically: its noise is reported, and silent
+    assert {json.dumps(v.noise) for v in harmless.verdicts} == {
+        json.dumps({"runs": 1, "phash_distance": 0, "mean_abs": 0.0, "ssim": 1.0})
+    }
 
     runner = tiny_repo / "serena" / "processing_runner.py"  # where the seeds are drawn
     text = runner.read_text()
@@ -349,6 +353,58 @@ def test_ab_sees_a_runtime_change_and_passes_a_harmless_one(tiny_repo: Path, tmp
         assert verdict.divergence.stage == "latents after step 1"
     worktrees = subprocess.run(["git", "-C", str(tiny_repo), "worktree", "list"], capture_output=True, text=True)
     assert len(worktrees.stdout.strip().splitlines()) == 1  # the base worktree was removed
+
+
+def _ab_folders(tmp_path: Path, base: Any, rerun: Any, head: Any) -> tuple[Path, dict, dict, dict]:
+    """Worker output folders for one case, as run_ab leaves them: base, base-rerun-1 and head."""
+    for side, image in (("base", base), ("base-rerun-1", rerun), ("head", head)):
+        (tmp_path / side).mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / side / "case-0.png")
+    done = {"images": ["case-0.png"], "trace": None, "skipped_overrides": []}
+    return tmp_path, {"cases": {"t2i-euler": done}}, {"cases": {"t2i-euler": done}}, done
+
+
+def _pixels_moved(image: Any, count: int, by: int) -> Any:
+    """`image` with its first `count` pixels' red channel moved by `by`."""
+    import numpy as np
+    from PIL import Image
+
+    array = np.asarray(image, dtype=np.int16).copy()
+    flat = array.reshape(-1, 3)
+    flat[:count, 0] = np.clip(flat[:count, 0] + by, 0, 255)
+    return Image.fromarray(array.astype(np.uint8), "RGB")
+
+
+def test_with_noise_runs_a_head_within_the_bases_own_noise_is_equivalent_and_beyond_it_drifted(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    from harness.golden.ab import _base_noise, _judge
+    from harness.golden.manifest import DEFAULT_TOLERANCES, Tolerances
+
+    case = next(c for c in load_cases(REPO_ROOT / "harness" / "cases") if c.id == "t2i-euler")
+    golden = load_golden_set(REPO_ROOT / "harness" / "goldens", "cpu-fp32").entries["t2i-euler"].images[0][0]
+    base = Image.open(REPO_ROOT / "harness" / "goldens" / "cpu-fp32" / golden).convert("RGB")
+    tolerances = Tolerances(**DEFAULT_TOLERANCES)  # type: ignore[arg-type]
+    rerun = _pixels_moved(base, 400, 6)  # the base's own rerun is not bit-identical: a noisy device
+    verdicts = {}
+    for name, head in (("within", _pixels_moved(base, 200, 3)), ("beyond", _pixels_moved(base, 1200, 6))):
+        root, base_done, rerun_done, head_done = _ab_folders(tmp_path / name, base, rerun, head)
+        noise = _base_noise("t2i-euler", base_done, [("base-rerun-1", rerun_done)], root)
+        assert noise is not None and not noise.silent and noise.runs == 1
+        verdicts[name] = _judge(case, base_done["cases"]["t2i-euler"], head_done, root, tolerances, True, noise)
+    assert verdicts["within"].verdict is Verdict.EQUIVALENT
+    assert "within the base's own rerun noise" in verdicts["within"].reason
+    assert verdicts["beyond"].verdict is Verdict.DRIFTED
+    assert "beyond the base's own rerun noise" in verdicts["beyond"].reason
+    assert verdicts["beyond"].images[0].mean_abs <= tolerances.mean_abs  # still within tolerance: not changed
+    # a deterministic base (silent noise): the same small head difference is drifted
+    root, base_done, rerun_done, head_done = _ab_folders(tmp_path / "silent", base, base, _pixels_moved(base, 200, 3))
+    silent = _base_noise("t2i-euler", base_done, [("base-rerun-1", rerun_done)], root)
+    assert silent is not None and silent.silent
+    judged = _judge(case, base_done["cases"]["t2i-euler"], head_done, root, tolerances, True, silent)
+    assert judged.verdict is Verdict.DRIFTED
 
 
 def test_ab_with_a_missing_base_fails_loudly(tiny_repo: Path) -> None:
