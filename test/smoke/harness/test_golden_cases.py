@@ -117,7 +117,7 @@ def test_an_img2img_case_with_a_shipped_file_records_its_sha256(tmp_path: Path) 
 
 
 def test_a_shipped_init_image_is_read_as_its_rgb_pixels() -> None:
-    [case] = [c for c in load_cases(SHIPPED_CASES_DIR) if c.init_image == SHIPPED_INIT_IMAGE]
+    case = next(c for c in load_cases(SHIPPED_CASES_DIR) if c.init_image == SHIPPED_INIT_IMAGE and c.width == 64)
     with Image.open(SHIPPED_CASES_DIR / SHIPPED_INIT_IMAGE) as image:
         expected = image.convert("RGB")
 
@@ -424,7 +424,11 @@ def test_selection_patterns_are_case_sensitive_globs_or_exact_ids(shipped: list[
     assert [c.id for c in Selection().apply(shipped)] == ids
     assert Selection().is_full and not Selection(("t2i-*",)).is_full and not Selection(shard=(1, 2)).is_full
     assert [c.id for c in Selection(("t2i-euler",)).apply(shipped)] == ["t2i-euler"]
-    assert [c.id for c in Selection(("t2i-euler*",)).apply(shipped)] == ["t2i-euler", "t2i-euler-a"]
+    assert [c.id for c in Selection(("t2i-euler*",)).apply(shipped)] == [
+        "t2i-euler",
+        "t2i-euler-a",
+        "t2i-euler-a-batches",
+    ]
     both = Selection(("i2i-*", "t2i-lcm")).apply(shipped)
     assert [c.id for c in both] == [i for i in ids if i.startswith("i2i-") or i == "t2i-lcm"]
     assert Selection(("T2I-*",)).apply(shipped) == []
@@ -446,3 +450,14 @@ def test_shards_partition_the_selection_exactly_once(shipped: list[Case], patter
 def test_selection_reports_itself() -> None:
     assert Selection(("a*",), (2, 3)).to_dict() == {"patterns": ["a*"], "shard": [2, 3]}
     assert Selection().to_dict() == {"patterns": [], "shard": None}
+
+
+def test_n_iter_is_part_of_a_case_only_when_it_is_not_one(tmp_path: Path) -> None:
+    """Cases recorded before n_iter existed keep their digests; a batch count of 2 is a different case."""
+    single = load_one(tmp_path, {**TXT2IMG})
+    twice = load_one(tmp_path, {**TXT2IMG, "n_iter": 2, "batch_size": 2})
+    assert "n_iter" not in single.params() and single.processing_kwargs()["n_iter"] == 1
+    assert twice.params()["n_iter"] == 2 and twice.processing_kwargs()["n_iter"] == 2 and twice.image_count == 4
+    assert single.digest() != load_one(tmp_path, {**TXT2IMG, "n_iter": 2}).digest()
+    with pytest.raises(GoldenError, match="field 'n_iter' must be at least 1, got 0"):
+        load_one(tmp_path, {**TXT2IMG, "n_iter": 0})
