@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from serena.state import State
 
 
+def noise_device(randn_source: str, device: str) -> str:
+    """Where the initial noise is drawn: on the CPU for randn_source "CPU" (a seed then gives the same noise on every
+    device), else on the device the model runs on."""
+    return "cpu" if randn_source == "CPU" else device
+
+
 class ProcessingRunner:
     """One run of `p` with the options as they are now; the phases fill the attributes below in turn."""
 
@@ -98,7 +104,7 @@ class ProcessingRunner:
         previous_threads = torch.get_num_threads()
         if snapshot["num_threads"] > 0:
             torch.set_num_threads(snapshot["num_threads"])
-        generator_device = "cpu" if snapshot["randn_source"] == "CPU" else shared.device
+        generator_device = noise_device(snapshot["randn_source"], shared.device)
         try:
             for batch in range(p.n_iter):
                 self.before_batch(batch)
