@@ -176,7 +176,8 @@ def run_all(
     tests_from: Path | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """ruff, tests with coverage, the coverage gate, goldens, invariants, deps, audit-deps, ledger, environment.
+    """ruff, tests with coverage, the coverage gate, goldens, golden coverage, invariants, deps, audit-deps, ledger,
+    environment.
 
     A check that raises becomes its own failed result; the checks after it still run.
     """
@@ -207,6 +208,7 @@ def run_all(
     step("tests", lambda: suite_check(cfg, evidence, tests_from))
     step("coverage", lambda: coverage_gate(cfg, xml_path=evidence / "coverage.xml"))
     step("golden", lambda: golden_check(cfg, evidence / "golden"))
+    step("golden-coverage", lambda: golden_coverage_check(cfg, evidence / "golden-coverage"))
     step(
         "invariants",
         lambda: check_invariants(cfg, junit=evidence / "junit.xml", golden_report=evidence / "golden").check_result(),
@@ -219,6 +221,14 @@ def run_all(
         step("coverage-diff", lambda: changed_lines_coverage(cfg, base))
     step("env", lambda: write_environment(cfg, evidence_dir=evidence))
     return report
+
+
+def golden_coverage_check(cfg: HarnessConfig, folder: Path) -> CheckResult:
+    """What of serena/ the golden cases execute, against the generation path's floors; the report goes to `folder`."""
+    from harness.golden.coverage import golden_coverage, write_coverage_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_coverage_report(golden_coverage(cfg), folder)
 
 
 def golden_check(cfg: HarnessConfig, folder: Path) -> CheckResult:

@@ -135,6 +135,7 @@ def stubbed_checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
         (harness.run, "ruff_check", "ruff"),
         (harness.run, "suite_check", "tests"),
         (harness.run, "golden_check", "golden"),
+        (harness.run, "golden_coverage_check", "golden-coverage"),
         (harness.gates.coverage, "coverage_gate", "coverage"),
         (harness.gates.deps, "deps_gate", "deps"),
         (harness.gates.audit, "audit_gate", "audit-deps"),
@@ -154,7 +155,18 @@ def stubbed_checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
 def test_a_check_that_raises_fails_itself_and_the_others_still_run(stubbed_checks, tmp_path: Path) -> None:
     report = harness.run.run_all(load_config(tmp_path, environ={}), evidence=tmp_path / "evidence")
     checks = [r.check for r in report.results]
-    assert checks == ["ruff", "tests", "coverage", "golden", "invariants", "deps", "audit-deps", "ledger", "env"]
+    assert checks == [
+        "ruff",
+        "tests",
+        "coverage",
+        "golden",
+        "golden-coverage",
+        "invariants",
+        "deps",
+        "audit-deps",
+        "ledger",
+        "env",
+    ]
     golden = report.results[3]
     assert golden.outcome is Outcome.FAILED
     assert golden.problems == ("unexpected RuntimeError: the scheduler raised in step 3",)
