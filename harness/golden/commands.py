@@ -98,6 +98,7 @@ def _golden_run(
     precision: str,
     update: UpdateMode | None,
     force: bool = False,
+    alternate: str | None = None,
 ) -> GoldenReport:
     from harness.golden.selection import Selection, parse_shard
     from harness.golden.session import run_goldens
@@ -113,6 +114,7 @@ def _golden_run(
             precision=precision,
             update=update,
             force=force,
+            alternate=alternate,
             progress=progress,
         )
 
@@ -168,6 +170,14 @@ def update_command(
     allow_ci: Annotated[
         bool, typer.Option("--allow-ci", help="Write goldens even though CI is set (goldens are recorded locally).")
     ] = False,
+    alternate: Annotated[
+        str | None,
+        typer.Option(
+            "--alternate",
+            help="Record this machine class's images as the accepted alternate NAME of each selected case it does "
+            "not reproduce exactly (instead of --missing/--failed/--all).",
+        ),
+    ] = None,
     cases: CaseOpt = None,
     device: DeviceOpt = "cpu",
     precision: PrecisionOpt = "fp32",
@@ -183,8 +193,8 @@ def update_command(
     modes: list[UpdateMode] = [
         name for name, on in (("missing", missing), ("failed", failed), ("all", record_all)) if on
     ]
-    if len(modes) != 1:
-        raise typer.BadParameter("choose exactly one of --missing, --failed, --all", param_hint="update")
+    if len(modes) + (alternate is not None) != 1:
+        raise typer.BadParameter("choose exactly one of --missing, --failed, --all, --alternate", param_hint="update")
     if _ci_is_set() and not allow_ci:
         raise GoldenError(
             f"golden update refuses to write goldens when CI is set (CI={os.environ['CI']!r}): record them locally "

@@ -143,6 +143,7 @@ class CaseVerdict:
     run: CaseRun | None = field(default=None, repr=False)  # kept for reports (actual images)
     quarantine: dict[str, Any] | None = None  # {reason, until, expired} when the case is quarantined
     noise: dict[str, Any] | None = None  # golden ab --noise-runs: how far the base's own reruns moved
+    reference: str | None = None  # the accepted alternate judged against, when not the primary images
 
     @property
     def quarantined(self) -> bool:
@@ -173,6 +174,7 @@ class CaseVerdict:
             "seconds": None if self.seconds is None else round(self.seconds, 4),
             "quarantine": self.quarantine,
             "noise": self.noise,
+            "reference": self.reference,
             "images": [image.to_dict() for image in self.images],
         }
 
@@ -189,6 +191,7 @@ class CaseVerdict:
             seconds=data.get("seconds"),
             quarantine=data.get("quarantine"),
             noise=data.get("noise"),
+            reference=data.get("reference"),
         )
 
 
@@ -231,7 +234,8 @@ def compare_case(
     """Judge one case's run against its recorded golden.
 
     `machine`: this run's fingerprint, when in-tolerance differences on the golden's own machine class are to be
-    judged `drifted` (None: never).
+    judged `drifted` (None: never). A case with an accepted alternate recorded on this machine class is judged
+    against the alternate, strictly.
     """
     case_id = run.case.id
     degenerate = [(index, reason) for index, reason in enumerate(run.degenerate) if reason]
@@ -261,14 +265,23 @@ def compare_case(
     if len(entry.images) != len(run.images):
         reason = f"{len(run.images)} images, golden has {len(entry.images)}"
         return CaseVerdict(case_id, Verdict.CHANGED, [], reason, seconds=run.seconds, run=run)
-    same_environment = machine is not None and same_machine_class(golden_set.recorded_on(entry), machine)
+    alternate = golden_set.alternate_for(entry, machine)
+    reference = alternate.images if alternate is not None else entry.images
+    if len(reference) != len(run.images):
+        reason = f"{len(run.images)} images, alternate {alternate.name!r} has {len(reference)}"  # type: ignore[union-attr]
+        return CaseVerdict(case_id, Verdict.CHANGED, [], reason, seconds=run.seconds, run=run)
+    same_environment = alternate is not None or (
+        machine is not None and same_machine_class(golden_set.recorded_on(entry), machine)
+    )
     comparisons = []
-    for index, ((name, golden), image, actual) in enumerate(zip(entry.images, run.images, run.measures, strict=True)):
+    for index, ((name, golden), image, actual) in enumerate(zip(reference, run.images, run.measures, strict=True)):
         golden_image = golden_set.load_image(name, golden)
         judgement = compare_images(image, actual, golden_image, golden, tolerances, same_environment=same_environment)
         comparisons.append(ImageComparison.judged(index, judgement, actual, golden, name))
     verdict = worst([c.verdict for c in comparisons])
     result = CaseVerdict(case_id, verdict, comparisons, seconds=run.seconds, run=run)
+    if alternate is not None:
+        result.reference = f"accepted alternate {alternate.name!r} (recorded on this machine class)"
     if verdict is Verdict.DRIFTED:
         drifted = next(c for c in comparisons if c.verdict is Verdict.DRIFTED)
         result.reason = (
@@ -280,7 +293,7 @@ def compare_case(
         result.reason = f"image {changed.index}: {', '.join(changed.beyond)} beyond tolerance — " + changed.describe(
             tolerances
         )
-        stored = golden_set.load_traces(entry)
+        stored = golden_set.load_traces(entry) if alternate is None else None  # traces follow the primary images
         if stored is not None and changed.index < len(stored):
             result.divergence = first_divergence(stored[changed.index], run.traces[changed.index])
     return result

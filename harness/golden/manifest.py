@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, GoldenError
 from harness.golden.measures import ImageMeasures, pixel_sha256
+from harness.golden.set_key import same_machine_class
 from harness.golden.trace import Trace, load_traces, save_traces
 from harness.output import finish_file_set, write_file_set
 
@@ -54,6 +56,30 @@ class Tolerances:
         )
 
 
+ALTERNATE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass
+class Alternate:
+    """An accepted alternate of a case's images: what another machine class makes, recorded and reviewed as such.
+
+    A run on that machine class is judged against it instead of the primary images (and strictly: drifted applies).
+    """
+
+    name: str
+    machine: dict[str, Any]
+    images: list[tuple[str, ImageMeasures]]
+    recorded_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "machine": self.machine,
+            "images": [{"file": name, **measures.to_dict()} for name, measures in self.images],
+            "recorded_at": self.recorded_at,
+        }
+
+
 @dataclass
 class GoldenEntry:
     """One case as recorded: its parameters and digest, and per image the file and its measures."""
@@ -65,6 +91,7 @@ class GoldenEntry:
     trace_file: str | None
     recorded_at: str
     machine: dict[str, Any] | None = None  # the machine class it was recorded on (None: the set's recorded_with)
+    alternates: list[Alternate] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         document = {
@@ -76,7 +103,17 @@ class GoldenEntry:
         }
         if self.machine is not None:
             document["machine"] = self.machine
+        if self.alternates:
+            document["alternates"] = [alternate.to_dict() for alternate in self.alternates]
         return document
+
+    def files(self) -> set[str]:
+        """Every file the entry points at: its images, its trace and its alternates' images."""
+        names = {name for name, _ in self.images}
+        names.update(name for alternate in self.alternates for name, _ in alternate.images)
+        if self.trace_file:
+            names.add(self.trace_file)
+        return names
 
 
 @dataclass
@@ -115,6 +152,12 @@ class GoldenSet:
         if pixel_sha256(rgb) != expected.sha256:
             raise GoldenError(f"{path}: pixels do not match the manifest's sha256; the golden image was altered")
         return rgb
+
+    def alternate_for(self, entry: GoldenEntry, machine: dict[str, Any] | None) -> Alternate | None:
+        """The accepted alternate recorded on `machine`'s class, if the entry has one."""
+        if machine is None:
+            return None
+        return next((a for a in entry.alternates if same_machine_class(a.machine, machine)), None)
 
     def recorded_on(self, entry: GoldenEntry) -> dict[str, Any]:
         """The fingerprint `entry` was recorded on: its own machine class, else the set's."""
@@ -168,20 +211,17 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
     entries: dict[str, GoldenEntry] = {}
     for case_id, raw in _require(document, "cases", dict, where).items():
         at = f"{where}: case {case_id!r}"
-        images = []
-        for index, image in enumerate(_require(raw, "images", list, at)):
-            image_at = f"{at}: image {index}"
-            try:
-                measures = ImageMeasures.from_dict(image)
-            except (KeyError, TypeError, ValueError, IndexError):
-                raise GoldenError(f"{image_at}: malformed image measures") from None
-            images.append((_require(image, "file", str, image_at), measures))
+        images = _load_images(raw, at)
         trace_file = raw.get("trace") if isinstance(raw, dict) else None
         if trace_file is not None and not isinstance(trace_file, str):
             raise GoldenError(f"{at}: field 'trace' must be a file name or null")
         machine = raw.get("machine")
         if machine is not None and not isinstance(machine, dict):
             raise GoldenError(f"{at}: field 'machine' must be a table or absent")
+        raw_alternates = raw.get("alternates") or []
+        if not isinstance(raw_alternates, list):
+            raise GoldenError(f"{at}: field 'alternates' must be a list or absent")
+        alternates = [_load_alternate(item, f"{at}: alternate #{n + 1}") for n, item in enumerate(raw_alternates)]
         entries[case_id] = GoldenEntry(
             case_id=case_id,
             params=_require(raw, "params", dict, at),
@@ -190,6 +230,7 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
             trace_file=trace_file,
             recorded_at=str(raw.get("recorded_at", "")),
             machine=machine,
+            alternates=alternates,
         )
     noise_floor = document.get("noise_floor")
     return GoldenSet(
@@ -201,6 +242,39 @@ def load_golden_set(goldens_dir: Path, key: str) -> GoldenSet:
         noise_floor=noise_floor if isinstance(noise_floor, dict) else None,
         ssim_recorded="ssim" in tolerance_table,
     )
+
+
+def _load_images(raw: Any, at: str) -> list[tuple[str, ImageMeasures]]:
+    images = []
+    for index, image in enumerate(_require(raw, "images", list, at)):
+        image_at = f"{at}: image {index}"
+        try:
+            measures = ImageMeasures.from_dict(image)
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise GoldenError(f"{image_at}: malformed image measures") from None
+        images.append((_require(image, "file", str, image_at), measures))
+    return images
+
+
+def _load_alternate(raw: Any, at: str) -> Alternate:
+    name = _require(raw, "name", str, at)
+    if not ALTERNATE_NAME.match(name):
+        raise GoldenError(f"{at}: name {name!r} must match {ALTERNATE_NAME.pattern}")
+    return Alternate(
+        name=name,
+        machine=_require(raw, "machine", dict, at),
+        images=_load_images(raw, f"{at} {name!r}"),
+        recorded_at=str(raw.get("recorded_at", "")),
+    )
+
+
+@dataclass
+class PendingAlternate:
+    case_id: str
+    name: str
+    machine: dict[str, Any]
+    images: list[Any]
+    measures: list[ImageMeasures]
 
 
 @dataclass
@@ -225,6 +299,7 @@ class UpdateQueue:
     def __init__(self, golden_set: GoldenSet) -> None:
         self.golden_set = golden_set
         self.pending: dict[str, PendingUpdate] = {}
+        self.alternates: dict[str, PendingAlternate] = {}
         self.removals: set[str] = set()
         self.noise_floor: dict[str, Any] | None = None
         self.recorded_with: dict[str, Any] | None = None
@@ -233,11 +308,20 @@ class UpdateQueue:
     def queue(self, update: PendingUpdate) -> None:
         self.pending[update.case_id] = update
 
+    def queue_alternate(self, alternate: PendingAlternate) -> None:
+        self.alternates[alternate.case_id] = alternate
+
     def remove(self, case_id: str) -> None:
         self.removals.add(case_id)
 
     def __bool__(self) -> bool:
-        return bool(self.pending or self.removals or self.noise_floor is not None or self.tolerances is not None)
+        return bool(
+            self.pending
+            or self.alternates
+            or self.removals
+            or self.noise_floor is not None
+            or self.tolerances is not None
+        )
 
     def flush(self) -> list[Path]:
         """Write everything queued as one file set (harness/output.py): a kill leaves the old set or the new one."""
@@ -264,8 +348,30 @@ class UpdateQueue:
                 data = save_traces(update.traces)
                 trace_name = f"{update.case_id}-{hashlib.sha256(data).hexdigest()[:12]}.trace.npz"
                 files[golden.folder / trace_name] = data
+            previous = golden.entries.get(update.case_id)
             golden.entries[update.case_id] = GoldenEntry(
-                update.case_id, update.params, update.digest, images, trace_name, now, update.machine
+                update.case_id,
+                update.params,
+                update.digest,
+                images,
+                trace_name,
+                now,
+                update.machine,
+                # alternates answer the same parameters: they stay unless the case itself changed
+                previous.alternates if previous is not None and previous.digest == update.digest else [],
+            )
+        for pending in self.alternates.values():
+            entry = golden.entries[pending.case_id]
+            images = []
+            for index, (image, measures) in enumerate(zip(pending.images, pending.measures, strict=True)):
+                name = f"{pending.case_id}-{index}-{measures.sha256[:12]}.png"
+                buffer = io.BytesIO()
+                image.save(buffer, "PNG")
+                files[golden.folder / name] = buffer.getvalue()
+                images.append((name, measures))
+            others = [a for a in entry.alternates if a.name != pending.name]
+            entry.alternates = sorted(
+                [*others, Alternate(pending.name, pending.machine, images, now)], key=lambda a: a.name
             )
         for case_id in self.removals:
             golden.entries.pop(case_id, None)
@@ -292,9 +398,7 @@ class UpdateQueue:
         # 3. files no entry points at any more, removed once the new manifest is in place
         referenced = {MANIFEST_NAME}
         for entry in golden.entries.values():
-            referenced.update(name for name, _ in entry.images)
-            if entry.trace_file:
-                referenced.add(entry.trace_file)
+            referenced.update(entry.files())
         unreferenced = [
             path
             for path in (golden.folder.iterdir() if golden.folder.is_dir() else ())
@@ -303,5 +407,6 @@ class UpdateQueue:
         write_file_set(golden.folder, files, remove=unreferenced)
         golden.exists = True
         self.pending.clear()
+        self.alternates.clear()
         self.removals.clear()
         return list(files)

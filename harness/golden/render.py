@@ -43,7 +43,8 @@ def _run_seconds(report: GoldenReport) -> float:
 def _notes(verdict: CaseVerdict) -> list[str]:
     """The case's quarantine, its reason and where it diverged, whichever it has."""
     divergence = verdict.divergence.describe() if verdict.divergence else None
-    return [text for text in (verdict.quarantine_note(), verdict.reason, divergence) if text]
+    reference = f"judged against the {verdict.reference}" if verdict.reference else None
+    return [text for text in (verdict.quarantine_note(), reference, verdict.reason, divergence) if text]
 
 
 def _counts_text(report: GoldenReport) -> str:
@@ -90,7 +91,7 @@ def render_terminal(report: GoldenReport) -> str:
         lines.append(
             f"{verdict.case_id.ljust(width)}  {verdict.verdict!s:<10}  {_distance_text(verdict):<26}  {seconds}"
         )
-        if verdict.verdict not in PASSING or verdict.quarantine is not None:
+        if verdict.verdict not in PASSING or verdict.quarantine is not None or verdict.reference:
             lines.extend(f"{' ' * width}    {note}" for note in _notes(verdict))
     for case_id in report.unused:
         lines.append(f"{case_id.ljust(width)}  {'unused':<10}  recorded but not run")

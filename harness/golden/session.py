@@ -6,13 +6,21 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from harness.config import HarnessConfig
-from harness.errors import CaseErrored
+from harness.errors import CaseErrored, GoldenError
 from harness.golden.cases import Case, load_cases
 from harness.golden.compare import PASSING, CaseVerdict, Verdict, compare_case
-from harness.golden.manifest import GoldenEntry, PendingUpdate, Tolerances, UpdateQueue, load_golden_set
+from harness.golden.manifest import (
+    ALTERNATE_NAME,
+    GoldenEntry,
+    PendingAlternate,
+    PendingUpdate,
+    Tolerances,
+    UpdateQueue,
+    load_golden_set,
+)
 from harness.golden.measures import ImageMeasures
 from harness.golden.report import GoldenReport, UpdateChange, update_changes
 from harness.golden.runner import isolated_runtime, run_case
@@ -32,6 +40,7 @@ def run_goldens(
     precision: str = "fp32",
     update: UpdateMode | None = None,
     force: bool = False,
+    alternate: str | None = None,
     progress: Progress | None = None,
     case_source: Callable[[Path], list[Case]] = load_cases,
 ) -> GoldenReport:
@@ -39,7 +48,13 @@ def run_goldens(
 
     An update never rewrites an image that is identical or equivalent to its golden (no churn in review), unless
     `force`: `--all` without it re-records exactly what `--failed` does. What it wrote is in `report.changes`.
+    `alternate`: record this machine class's images as the accepted alternate of that name for each selected case
+    that is not identical to its golden (the primary images stay).
     """
+    if alternate is not None and (update is not None or not ALTERNATE_NAME.match(alternate)):
+        raise GoldenError(
+            f"alternate {alternate!r}: a name matching {ALTERNATE_NAME.pattern}, without --missing/--failed/--all"
+        )
     started = time.perf_counter()
     cases_dir = cfg.path("golden.cases_dir")
     goldens_dir = cfg.path("golden.goldens_dir")
@@ -92,6 +107,8 @@ def run_goldens(
             verdict = compare_case(run, golden_set, tolerances, machine=drift_machine)
             verdict.quarantine = case.quarantine.to_dict(today) if case.quarantine else None
             report.verdicts.append(verdict)
+            if alternate is not None:
+                _queue_alternate(queue, report, verdict, alternate, machine_class(here), run)
             if update is not None and _wants_update(update, verdict.verdict, force):
                 if verdict.verdict is Verdict.DEGENERATE:
                     continue  # never recorded
@@ -114,6 +131,9 @@ def run_goldens(
         for case_id in report.unused:
             queue.remove(case_id)
             report.changes.append(UpdateChange(case_id, None, "removed", note="no case defines it any more"))
+    if alternate is not None and queue:
+        report.updated = sorted(queue.alternates)
+        report.written = [str(path) for path in queue.flush()]
     if update is not None and queue:
         # the set's fingerprint stands for the entries recorded without their own machine class, so it changes only
         # when the set is new or every entry is re-recorded now
@@ -126,6 +146,35 @@ def run_goldens(
         report.written = [str(path) for path in queue.flush()]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _queue_alternate(
+    queue: UpdateQueue, report: GoldenReport, verdict: CaseVerdict, name: str, machine: dict[str, Any], run: Any
+) -> None:
+    """Queue this run's images as the case's accepted alternate `name`, when the case has a current golden that this
+    machine class does not reproduce bit for bit."""
+    if verdict.verdict is Verdict.IDENTICAL:
+        return  # this machine class makes the golden (or its alternate) exactly: nothing to accept
+    if verdict.verdict in (Verdict.MISSING, Verdict.STALE, Verdict.DEGENERATE):
+        note = f"{verdict.verdict}: an alternate needs a recorded, current golden and a usable image; record the case"
+        report.changes.append(UpdateChange(verdict.case_id, None, "skipped", note=note))
+        return
+    queue.queue_alternate(PendingAlternate(verdict.case_id, name, machine, run.images, run.measures))
+    for image in verdict.images:
+        report.changes.append(
+            UpdateChange(
+                verdict.case_id,
+                image.index,
+                "alternate",
+                image.golden.sha256 if image.golden else None,
+                image.actual.sha256 if image.actual else None,
+                str(image.verdict),
+                image.phash_distance,
+                image.mean_abs,
+                image.ssim,
+                f"accepted as alternate {name!r} for this machine class",
+            )
+        )
 
 
 def _wants_update(mode: UpdateMode, verdict: Verdict, force: bool) -> bool:

@@ -767,3 +767,45 @@ def test_a_malformed_quarantine_is_refused_naming_the_case(
     path.write_text(path.read_text().replace('id = "t2i-euler"\n', f'id = "t2i-euler"\nquarantine = {value}\n', 1))
     with pytest.raises(GoldenError, match=f"case 't2i-euler': field 'quarantine'.*{message}"):
         load_cases(golden_copy.path("golden.cases_dir"))
+
+
+# -- accepted alternates: another recorded image for a named machine class --------------------------------------
+def test_an_accepted_alternate_is_the_reference_on_its_machine_class_only(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.golden.session as session
+    from harness.golden.set_key import fingerprint
+
+    goldens = golden_copy.path("golden.goldens_dir")
+    before = _set_files(golden_copy)
+    _jittered_runs(monkeypatch)  # this "machine class" makes slightly different pixels, the same ones every time
+    selection = Selection(("t2i-euler", "t2i-heun"))
+    recorded = run_goldens(golden_copy, selection=selection, alternate="jittery")
+    assert recorded.updated == ["t2i-euler", "t2i-heun"] and recorded.outcome() is Outcome.PASSED
+    assert {(c.case_id, c.action) for c in recorded.changes} == {("t2i-euler", "alternate"), ("t2i-heun", "alternate")}
+    entry = load_golden_set(goldens, "cpu-fp32").entries["t2i-euler"]
+    (alternate,) = entry.alternates
+    assert alternate.name == "jittery" and alternate.machine["threads"] == golden_copy["golden.num_threads"]
+    after = _set_files(golden_copy)
+    assert all(after[name] == data for name, data in before.items() if name != "manifest.json")  # primaries kept
+    # on this machine class the alternate is the reference: identical, and named
+    again = _by_id(run_goldens(golden_copy, selection=selection))
+    assert again["t2i-euler"].verdict is Verdict.IDENTICAL
+    assert "accepted alternate 'jittery'" in again["t2i-euler"].reference
+    # on another machine class the primary images are the reference
+    monkeypatch.setattr(session, "fingerprint", lambda device, threads: {**fingerprint(device, threads), "cpu": "x"})
+    other = _by_id(run_goldens(golden_copy, selection=selection))
+    assert other["t2i-euler"].reference is None and other["t2i-euler"].verdict is Verdict.EQUIVALENT
+
+
+def test_an_alternate_needs_a_current_golden_and_a_valid_name(golden_copy: HarnessConfig) -> None:
+    from harness.errors import GoldenError
+
+    path = golden_copy.path("golden.cases_dir") / "txt2img.toml"
+    path.write_text(path.read_text().replace("seed = 101\n", "seed = 1010\n", 1))  # t2i-euler is stale now
+    report = run_goldens(golden_copy, selection=Selection(("t2i-euler",)), alternate="other")
+    (change,) = report.changes
+    assert change.action == "skipped" and change.note.startswith("stale: an alternate needs")
+    assert load_golden_set(golden_copy.path("golden.goldens_dir"), "cpu-fp32").entries["t2i-euler"].alternates == []
+    with pytest.raises(GoldenError, match="a name matching"):
+        run_goldens(golden_copy, selection=Selection(("t2i-euler",)), alternate="Not A Name")
