@@ -14,6 +14,13 @@ from serena.state import State
 
 
 @pytest.fixture(autouse=True)
+def outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests run as on a developer's machine, also in CI: commands that refuse to write goldens when CI is set
+    are tested with CI set explicitly, where that refusal is what is tested."""
+    monkeypatch.delenv("CI", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def fresh_runtime(tmp_path: Path) -> Iterator[Path]:
     """Reset the process-wide runtime around each test; yields the test's data dir."""
     data_dir = tmp_path / "data"

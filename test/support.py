@@ -4,6 +4,7 @@ repositories and the verify evidence a milestone closes from."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,11 @@ EXAMPLE_EXTENSIONS = REPO_ROOT / "examples" / "extensions"
 
 # Small, fast generation settings: 64 px and 10 steps, where prompt, CFG and sampler changes move the image.
 FAST = {"width": 64, "height": 64, "steps": 10, "sampler_name": "DDIM", "cfg_scale": 7.5, "seed": 1}
+
+
+# Whether this test session runs in CI, read once at import: the tests themselves run with CI unset (conftest's
+# outside_ci), and a check whose tool CI installs fails there instead of skipping.
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def txt2img(**overrides: Any):

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from harness.golden.session import Progress, UpdateMode
 
 UPDATE_MARKDOWN = "golden-update.md"
+FRONTENDS_MARKDOWN = "frontends.md"
+FRONTENDS_JSON = "frontends.json"
 golden_app = typer.Typer(
     help="Golden outputs: run, update, report, merge, calibrate, selftest, ab, cross, coverage.", no_args_is_help=True
 )
@@ -40,11 +42,6 @@ ReportDirOpt = Annotated[
     Path | None, typer.Option("--report-dir", help="Folder for golden.json, actual images and every report format.")
 ]
 WarnUnusedOpt = Annotated[bool, typer.Option("--warn-unused", help="Unused goldens warn instead of failing.")]
-
-
-def _ci_is_set() -> bool:
-    """CI as GitHub Actions and most CI services set it: present and not empty, 0 or false."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -139,19 +136,54 @@ def run_command(
             "instead of drifted (which fails).",
         ),
     ] = False,
+    via: Annotated[
+        str | None,
+        typer.Option(
+            "--via",
+            help="Also make the cases through the HTTP API, the CLI or all (both) and require the in-process pixels.",
+        ),
+    ] = None,
     fmt: FormatOpt = "terminal",
     as_json: JsonOpt = False,
     output: OutputOpt = "-",
     strict: StrictOpt = None,
 ) -> int:
-    """Run the golden cases and compare them with the recorded set (never writes goldens)."""
+    """Run the golden cases and compare them with the recorded set (never writes goldens); with --via, also through
+    the front ends, each of which must make the in-process pixels (its results in frontends.json and frontends.md in
+    the report folder, and on the terminal)."""
     chosen = choose_format(fmt, as_json, FORMATS)
     cfg = config(
         strict=strict,
         **{"golden.warn_unused": True if warn_unused else None, "golden.drift": "equivalent" if allow_drift else None},
     )
+    vias = _parse_vias(via) if via is not None else ()
     report = _golden_run(cfg, cases=cases, shard=shard, device=device, precision=precision, update=None)
-    return _publish_and_emit(report, _report_dir(report_dir, cfg, "golden"), chosen, output, strict=cfg["strict"])
+    folder = _report_dir(report_dir, cfg, "golden")
+    code = _publish_and_emit(report, folder, chosen, output, strict=cfg["strict"])
+    if not vias:
+        return code
+    from harness.golden.frontends import compare_frontends
+    from harness.golden.selection import Selection, parse_shard
+    from harness.outcome import combine
+    from harness.render import render
+
+    frontends = compare_frontends(cfg, selection=Selection(tuple(cases or ()), parse_shard(shard)), vias=vias)
+    results = frontends.check_results()
+    write_output(render(results, "markdown"), folder / FRONTENDS_MARKDOWN)
+    write_output(render(results, "json"), folder / FRONTENDS_JSON)
+    append_step_summary(render(results, "markdown"))
+    if chosen == "terminal":
+        write_output(render(results, "terminal"), output)
+    return exit_code(combine([report.outcome(), *(r.outcome for r in results)]), strict=cfg["strict"])
+
+
+def _parse_vias(via: str) -> tuple[Any, ...]:
+    from harness.golden.frontends import parse_vias
+
+    try:
+        return parse_vias(via)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--via") from None
 
 
 @golden_app.command("update")
@@ -195,7 +227,9 @@ def update_command(
     ]
     if len(modes) + (alternate is not None) != 1:
         raise typer.BadParameter("choose exactly one of --missing, --failed, --all, --alternate", param_hint="update")
-    if _ci_is_set() and not allow_ci:
+    from harness.golden.session import ci_is_set
+
+    if ci_is_set() and not allow_ci:
         raise GoldenError(
             f"golden update refuses to write goldens when CI is set (CI={os.environ['CI']!r}): record them locally "
             "and commit them, or pass --allow-ci"

@@ -112,7 +112,7 @@ def run_goldens(
             if update is not None and _wants_update(update, verdict.verdict, force):
                 if verdict.verdict is Verdict.DEGENERATE:
                     continue  # never recorded
-                keep = {} if force else _kept_images(verdict, golden_set.entries.get(case.id))
+                keep = {} if force else kept_images(verdict, golden_set.entries.get(case.id))
                 if len(keep) == len(run.images) and golden_set.entries[case.id].digest == case.digest():
                     continue  # every image stays: nothing to write
                 pending = PendingUpdate(
@@ -177,6 +177,14 @@ def _queue_alternate(
         )
 
 
+def ci_is_set() -> bool:
+    """CI as GitHub Actions and most CI services set it: present and not empty, 0 or false. Goldens are recorded
+    locally and committed; an update that writes them from CI is refused unless asked for."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _wants_update(mode: UpdateMode, verdict: Verdict, force: bool) -> bool:
     if mode == "all" and force:
         return True
@@ -185,7 +193,7 @@ def _wants_update(mode: UpdateMode, verdict: Verdict, force: bool) -> bool:
     return verdict not in PASSING
 
 
-def _kept_images(verdict: CaseVerdict, entry: GoldenEntry | None) -> dict[int, tuple[str, ImageMeasures]]:
+def kept_images(verdict: CaseVerdict, entry: GoldenEntry | None) -> dict[int, tuple[str, ImageMeasures]]:
     """The recorded images a re-recording keeps: those identical or equivalent to what the run made.
 
     A stale case (its parameters changed) keeps none: its old images answer other parameters. A drifted image is

@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 from PIL import Image
-from support import REPO_ROOT, gradient_image
+from support import IN_CI, REPO_ROOT, gradient_image
 
 from harness import exit_codes
 from harness.cli import main
@@ -218,7 +218,7 @@ def test_html_report_is_self_contained(sample_run: Run) -> None:
 def require_chromium() -> None:
     if CHROMIUM.exists():
         return
-    if os.environ.get("CI"):
+    if IN_CI:
         pytest.fail(f"{CHROMIUM} is missing; CI installs chromium to check that the HTML report renders")
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the HTML render check needs it")
 
