@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.config import HarnessConfig, repo_relative
 from harness.errors import HarnessError
 from harness.outcome import CheckResult, Finding, Outcome, combine
+from harness.output import atomic_write_text
 from harness.pytest_runner import junit_counts, run_pytest
 
 Progress = Callable[[str], None]
@@ -176,8 +177,8 @@ def run_all(
     tests_from: Path | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """ruff, tests with coverage, the coverage gate, goldens, golden coverage, invariants, deps, audit-deps, ledger,
-    environment.
+    """ruff, tests with coverage, the coverage gate, goldens, golden coverage, the goldens through the API and the
+    CLI, invariants, deps, audit-deps, ledger, environment.
 
     A check that raises becomes its own failed result; the checks after it still run.
     """
@@ -209,6 +210,9 @@ def run_all(
     step("coverage", lambda: coverage_gate(cfg, xml_path=evidence / "coverage.xml"))
     step("golden", lambda: golden_check(cfg, evidence / "golden"))
     step("golden-coverage", lambda: golden_coverage_check(cfg, evidence / "golden-coverage"))
+    frontends = frontends_checks(cfg, evidence / "golden")
+    step("golden via api", lambda: frontends("api"))
+    step("golden via cli", lambda: frontends("cli"))
     step(
         "invariants",
         lambda: check_invariants(cfg, junit=evidence / "junit.xml", golden_report=evidence / "golden").check_result(),
@@ -221,6 +225,26 @@ def run_all(
         step("coverage-diff", lambda: changed_lines_coverage(cfg, base))
     step("env", lambda: write_environment(cfg, evidence_dir=evidence))
     return report
+
+
+def frontends_checks(cfg: HarnessConfig, folder: Path) -> Callable[[str], CheckResult]:
+    """The cases made through the HTTP API and the CLI, pixel for pixel against the in-process run: one check per
+    front end, from one run of both (made when the first is asked for; its results go to `folder`)."""
+    results: dict[str, CheckResult] = {}
+
+    def check(via: str) -> CheckResult:
+        if not results:
+            from harness.golden.frontends import VIAS, compare_frontends
+            from harness.golden.selection import Selection
+            from harness.render import render
+
+            made = compare_frontends(cfg, selection=Selection(), vias=VIAS).check_results()
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(folder / "frontends.md", render(made, "markdown"))
+            results.update({result.check.removeprefix("golden via "): result for result in made})
+        return results[via]
+
+    return check
 
 
 def golden_coverage_check(cfg: HarnessConfig, folder: Path) -> CheckResult:

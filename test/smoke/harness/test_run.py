@@ -131,18 +131,22 @@ def stubbed_checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
         def check_result(self) -> CheckResult:
             return CheckResult("invariants", Outcome.PASSED, "invariants passed")
 
+    def frontends(*args: object, **kwargs: object):
+        return lambda via: CheckResult(f"golden via {via}", Outcome.PASSED, f"golden via {via} passed")
+
     for module, attribute, name in (
         (harness.run, "ruff_check", "ruff"),
         (harness.run, "suite_check", "tests"),
         (harness.run, "golden_check", "golden"),
         (harness.run, "golden_coverage_check", "golden-coverage"),
+        (harness.run, "frontends_checks", None),
         (harness.gates.coverage, "coverage_gate", "coverage"),
         (harness.gates.deps, "deps_gate", "deps"),
         (harness.gates.audit, "audit_gate", "audit-deps"),
         (harness.ledger.check, "ledger_check", "ledger"),
         (harness.gates.ci_environment, "write_environment", "env"),
     ):
-        monkeypatch.setattr(module, attribute, passing(name))
+        monkeypatch.setattr(module, attribute, passing(name) if name else frontends)
     monkeypatch.setattr(harness.invariants.check, "check_invariants", lambda *args, **kwargs: Invariants())
 
     def explode(*args: object, **kwargs: object) -> CheckResult:
@@ -161,6 +165,8 @@ def test_a_check_that_raises_fails_itself_and_the_others_still_run(stubbed_check
         "coverage",
         "golden",
         "golden-coverage",
+        "golden via api",
+        "golden via cli",
         "invariants",
         "deps",
         "audit-deps",
