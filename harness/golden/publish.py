@@ -1,4 +1,5 @@
-"""A golden report folder: golden.json, the actual images under actual/, and golden.html, .junit.xml and .md.
+"""A golden report folder: golden.json, the actual images under actual/, golden.html, .junit.xml and .md, and the
+pull-request comment (golden-comment.md and comment-thumbnails/) when a case is not identical.
 
 The folder always holds every format, so CI can publish whichever it needs and `golden report` can render any of
 them later.
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from harness.errors import GoldenError
+from harness.golden.comment import write_pr_comment
 from harness.golden.compare import ImageComparison
 from harness.golden.document import write_document
 from harness.golden.render import render_html, render_junit, render_markdown
@@ -44,6 +46,7 @@ def write_golden_report(report: GoldenReport, folder: Path) -> Path:
     write_output(render_html(report), folder / HTML_NAME)
     write_output(render_junit(report), folder / JUNIT_NAME)
     write_output(render_markdown(report), folder / MARKDOWN_NAME)
+    write_pr_comment(report, folder)  # golden-comment.md and its thumbnails, when a case is not identical
     return json_path
 
 

@@ -29,6 +29,14 @@ SAMPLE = ["-k", "t2i-euler*", "-k", "i2i-ddim-gradient"]
 SAMPLE_IDS = ["i2i-ddim-gradient", "t2i-euler", "t2i-euler-a"]
 PASSING = {"identical", "equivalent"}
 REPORT_FILES = {"golden.json", "golden.html", "golden.junit.xml", "golden.md"}
+COMMENT = "golden-comment.md"  # the pull-request comment: written only when a case is not identical
+
+
+def report_files(folder: Path, document: dict) -> None:
+    """The report folder holds every format, and the comment exactly when some case is not identical."""
+    identical = all(case["verdict"] == "identical" for case in document["cases"]) and not document["unused"]
+    expected = REPORT_FILES if identical else REPORT_FILES | {COMMENT}
+    assert {path.name for path in folder.iterdir() if path.is_file()} == expected
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,7 @@ def test_json_report_has_versioned_schema_counts_and_distances(sample_run: Run) 
 def test_report_dir_holds_every_format_and_the_actual_images(sample_run: Run) -> None:
     folder = sample_run.folder
 
-    assert {path.name for path in folder.iterdir() if path.is_file()} == REPORT_FILES
+    report_files(folder, sample_run.call.json())
     assert json.loads((folder / "golden.json").read_text(encoding="utf-8")) == sample_run.call.json()
     actual = sorted(path.name for path in (folder / "actual").iterdir())
     assert actual == [f"{case_id}-0.png" for case_id in SAMPLE_IDS]
@@ -310,7 +318,7 @@ def test_merge_combines_shards_into_the_full_suite(shard_runs: Shards, tmp_path:
     assert merged["outcome"] == "passed"
     assert merged["unused"] == [] and merged["counts"]["unused"] == 0
     assert sum(merged["counts"].values()) == len(full_ids)
-    assert {path.name for path in merged_dir.iterdir() if path.is_file()} == REPORT_FILES
+    report_files(merged_dir, merged)
     assert len(list((merged_dir / "actual").glob("*.png"))) == image_count(merged)
     assert json.loads((merged_dir / "golden.json").read_text(encoding="utf-8")) == merged
 
