@@ -16,7 +16,7 @@ from harness.outcome import CheckResult, Outcome, exit_code
 from harness.output import write_output
 from harness.render import RESULTS_FORMATS, render
 
-invariants_app = typer.Typer(help="The invariant registry: list, show, check, snapshot.", no_args_is_help=True)
+invariants_app = typer.Typer(help="The invariant registry: list, show, nodes, check, snapshot.", no_args_is_help=True)
 RegistryOpt = Annotated[
     Path | None,
     typer.Option("--registry", help="Registry file (default invariants/registry.toml; [tool.serena.invariants])."),
@@ -49,6 +49,16 @@ def list_command(registry: RegistryOpt = None, as_json: JsonOpt = False) -> int:
         return exit_code(Outcome.PASSED)
     for inv in invariants:
         typer.echo(f"{inv.id}  {inv.severity:<8}  {inv.surface:<21} {inv.title}  ({len(inv.verified_by)} verifiers)")
+    return exit_code(Outcome.PASSED)
+
+
+@invariants_app.command("nodes")
+def nodes_command(registry: RegistryOpt = None) -> int:
+    """The pytest node ids the registry's verifiers name, one per line (each once), for a test run whose JUnit
+    `invariants check --junit` then reads instead of running them again."""
+    nodes = sorted({ref.target for inv in _load(registry) for ref in inv.verified_by if ref.kind == "pytest"})
+    for node in nodes:
+        typer.echo(node)
     return exit_code(Outcome.PASSED)
 
 

@@ -603,3 +603,21 @@ def test_the_comment_replaces_the_placeholders_and_updates_only_the_bots_own_ear
     answer(stand_ins, {"repos/base/serena/issues/7/comments": [forged]})
     run_step("comment", step, stand_ins, cwd, ACTION="resolve", **env)
     assert gh_calls(stand_ins) == []
+
+
+def test_the_invariants_are_judged_from_this_workflows_own_results_not_run_again() -> None:
+    """The verify job's one pytest run writes the JUnit (smoke tests plus every verifier node), and the merge job's
+    invariants check reads it with the merged golden report, after both jobs."""
+    workflow = load("pr.yml")
+    jobs = workflow["jobs"]
+    verify_text = "\n".join(step.get("run", "") for step in jobs["verify"]["steps"])
+    assert "serena-verify invariants nodes" in verify_text and "--junitxml=build/evidence/junit-pr.xml" in verify_text
+    assert "invariants check" not in verify_text
+    merge = next(job for job in jobs.values() if "golden merge" in "\n".join(s.get("run", "") for s in job["steps"]))
+    assert "verify" in merge["needs"]
+    (check,) = [step for step in merge["steps"] if "invariants check" in step.get("run", "")]
+    assert "--junit build/verify-evidence/junit-pr.xml" in check["run"]
+    assert "--golden-report build/evidence/golden" in check["run"]
+    download = next(s for s in merge["steps"] if s.get("with", {}).get("path") == "build/verify-evidence")
+    upload = next(s for s in jobs["verify"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert download["with"]["name"] == upload["with"]["name"]
