@@ -513,8 +513,10 @@ def test_serena_verify_run_with_a_faulty_case_exits_1_with_the_whole_bundle(
         (harness.gates.audit, "audit_gate", "audit-deps"),
         (harness.ledger.check, "ledger_check", "ledger"),
         (harness.gates.ci_environment, "write_environment", "env"),
+        (harness.run, "golden_coverage_check", "golden-coverage"),
     ):
         monkeypatch.setattr(module, attribute, passing(name))
+    monkeypatch.setattr(harness.run, "frontends_checks", lambda *a, **k: lambda via: passing(f"golden via {via}")())
 
     class Invariants:
         def check_result(self) -> CheckResult:
@@ -536,10 +538,11 @@ def test_serena_verify_run_with_a_faulty_case_exits_1_with_the_whole_bundle(
     assert golden["outcome"] == "failed"
     assert golden["problems"] == ["t2i-euler: errored — generation raised RuntimeError: the scheduler raised"]
     assert golden["figures"]["counts"]["errored"] == 1
-    assert sum(golden["figures"]["counts"].values()) == 18  # every other case was run and judged
+    count = len(load_cases(golden_copy.path("golden.cases_dir")))
+    assert sum(golden["figures"]["counts"].values()) == count  # every other case was run and judged
     assert (evidence / "summary.md").is_file() and (evidence / "invariants.json").is_file()
     cases = json.loads((evidence / "golden" / "golden.json").read_text())["cases"]
-    assert len(cases) == 18
+    assert len(cases) == count
 
 
 # -- drifted: an in-tolerance difference on the machine class the golden was recorded on -------------------------
