@@ -16,29 +16,35 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 
-def direct_suite(cases, cases_dir, model) -> None:
-    """Each case as a plain diffusers call on the same components: no options, no trace, no comparison."""
+def direct_suite(cases, cases_dir, models_by_name) -> None:
+    """Each case as a plain diffusers call on the same components (the case's model): no options, no trace, no
+    comparison; batches one after another, an img2img init image resized to the output as the runtime does."""
     import torch
+    from PIL import Image
 
     from harness.golden.cases import init_image
     from serena import samplers
 
     for case in cases:
+        model = models_by_name[case.override_settings.get("sd_model_checkpoint", "tiny-sd")]
         pipe = model.img2img if case.mode == "img2img" else model.txt2img
         pipe.scheduler = samplers.build_scheduler(samplers.find_sampler(case.sampler), model.scheduler_config)
-        kwargs = {
-            "prompt": [case.prompt] * case.batch_size,
-            "negative_prompt": [case.negative_prompt] * case.batch_size,
-            "num_inference_steps": case.steps,
-            "guidance_scale": case.cfg_scale,
-            "generator": [torch.Generator("cpu").manual_seed(case.seed + i) for i in range(case.batch_size)],
-            "eta": case.override_settings.get("eta_ddim", 0.0),
-            "clip_skip": (case.override_settings.get("CLIP_stop_at_last_layers", 1) - 1) or None,
-        }
-        if case.mode == "img2img":
-            pipe(image=[init_image(case, cases_dir)] * case.batch_size, strength=case.denoising_strength, **kwargs)
-        else:
-            pipe(width=case.width, height=case.height, **kwargs)
+        for batch in range(case.n_iter):
+            first = case.seed + batch * case.batch_size
+            kwargs = {
+                "prompt": [case.prompt] * case.batch_size,
+                "negative_prompt": [case.negative_prompt] * case.batch_size,
+                "num_inference_steps": case.steps,
+                "guidance_scale": case.cfg_scale,
+                "generator": [torch.Generator("cpu").manual_seed(first + i) for i in range(case.batch_size)],
+                "eta": case.override_settings.get("eta_ddim", 0.0),
+                "clip_skip": (case.override_settings.get("CLIP_stop_at_last_layers", 1) - 1) or None,
+            }
+            if case.mode == "img2img":
+                init = init_image(case, cases_dir).resize((case.width, case.height), Image.Resampling.LANCZOS)
+                pipe(image=[init] * case.batch_size, strength=case.denoising_strength, **kwargs)
+            else:
+                pipe(width=case.width, height=case.height, **kwargs)
 
 
 def main() -> int:
@@ -58,15 +64,17 @@ def main() -> int:
     cfg = load_config(REPO_ROOT, {"golden.num_threads": args.threads}, environ={})
     cases_dir = cfg.path("golden.cases_dir")
     cases = load_cases(cases_dir)
-    info = models.resolve_model("tiny-sd", shared.cmd_opts.data_dir)
-    model = models.model_cache.get(info, "cpu", "fp32")
+    models_by_name = {
+        name: models.load_model(models.resolve_model(name, shared.cmd_opts.data_dir), "cpu", "fp32")
+        for name in {case.override_settings.get("sd_model_checkpoint", "tiny-sd") for case in cases}
+    }
 
     def harness_run() -> None:
         report = run_goldens(cfg)
         if report.outcome().value != "passed":
             raise SystemExit(f"golden run did not pass: {report.check_result().problems[:3]}")
 
-    sides = {"harness": harness_run, "direct": lambda: direct_suite(cases, cases_dir, model)}
+    sides = {"harness": harness_run, "direct": lambda: direct_suite(cases, cases_dir, models_by_name)}
     for run in sides.values():  # warm-up: model load, first-call allocations
         run()
     timings: dict[str, list[float]] = {name: [] for name in sides}
@@ -77,7 +85,7 @@ def main() -> int:
             sides[name]()
             timings[name].append(time.perf_counter() - started)
     harness, direct = (statistics.median(timings[name]) for name in ("harness", "direct"))
-    images = sum(case.batch_size for case in cases)
+    images = sum(case.image_count for case in cases)
     print(f"cases: {len(cases)} ({images} images), repeats: {args.repeats}, torch threads: {args.threads}")
     for name in sides:
         values = ", ".join(f"{v:.3f}" for v in timings[name])

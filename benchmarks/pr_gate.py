@@ -46,20 +46,23 @@ def floor_worker(out: Path, threads: int) -> int:
 
     from harness.golden.cases import init_image, load_cases
     from serena import samplers
-    from serena.models import TINY_MODEL_DIR
+    from serena.models import TINY_EPS_MODEL_DIR, TINY_EPS_MODEL_NAME, TINY_MODEL_DIR, TINY_MODEL_NAME
 
     torch.set_num_threads(threads)
-    txt2img = StableDiffusionPipeline.from_pretrained(
-        TINY_MODEL_DIR, local_files_only=True, safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False, low_cpu_mem_usage=False,
-    )  # fmt: skip
-    txt2img.set_progress_bar_config(disable=True)
-    img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
-    img2img.set_progress_bar_config(disable=True)
-    config = dict(txt2img.scheduler.config)
+    pipelines: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+    for name, folder in ((TINY_MODEL_NAME, TINY_MODEL_DIR), (TINY_EPS_MODEL_NAME, TINY_EPS_MODEL_DIR)):
+        txt2img = StableDiffusionPipeline.from_pretrained(
+            folder, local_files_only=True, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False, low_cpu_mem_usage=False,
+        )  # fmt: skip
+        txt2img.set_progress_bar_config(disable=True)
+        img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
+        img2img.set_progress_bar_config(disable=True)
+        pipelines[name] = (txt2img, img2img, dict(txt2img.scheduler.config))
     cases_dir = REPO_ROOT / "harness" / "cases"
     hashes: dict[str, list[str]] = {}
     for case in load_cases(cases_dir):
+        txt2img, img2img, config = pipelines[case.override_settings.get("sd_model_checkpoint", TINY_MODEL_NAME)]
         pipe = img2img if case.mode == "img2img" else txt2img
         pipe.scheduler = samplers.build_scheduler(samplers.find_sampler(case.sampler), config)
         images = []

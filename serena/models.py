@@ -22,6 +22,9 @@ log = logging.getLogger("serena")
 
 TINY_MODEL_NAME = "tiny-sd"
 TINY_MODEL_DIR = Path(__file__).resolve().parent / "assets" / TINY_MODEL_NAME
+# a second shipped model that predicts the noise, for the samplers that need one (DPM2, PLMS)
+TINY_EPS_MODEL_NAME = "tiny-sd-eps"
+TINY_EPS_MODEL_DIR = TINY_MODEL_DIR.parent / TINY_EPS_MODEL_NAME
 MANIFEST_NAME = "SHA256SUMS"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt")
 SHORT_HASH_LENGTH = 10
@@ -179,8 +182,11 @@ def _user_path(text: str) -> Path:
 
 
 def list_models(data_dir: Path, extra: str | None = None) -> list[ModelInfo]:
-    """The shipped tiny model, every diffusers folder under `<data-dir>/models/`, and `extra` (the --model path)."""
-    models = [ModelInfo(TINY_MODEL_NAME, TINY_MODEL_DIR, shipped=True)]
+    """The shipped tiny models, every diffusers folder under `<data-dir>/models/`, and `extra` (the --model path)."""
+    models = [
+        ModelInfo(TINY_MODEL_NAME, TINY_MODEL_DIR, shipped=True),
+        ModelInfo(TINY_EPS_MODEL_NAME, TINY_EPS_MODEL_DIR, shipped=True),
+    ]
     models_dir = Path(data_dir) / "models"
     if models_dir.is_dir():
         for child in sorted(models_dir.iterdir()):
