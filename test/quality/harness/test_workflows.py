@@ -123,6 +123,7 @@ def test_pr_workflow_runs_the_goldens_as_a_shard_matrix_and_a_merge_job_that_nee
     )
     assert shard_job["strategy"]["fail-fast"] is False, "a failing shard must not cancel the others' reports"
     golden_run = next(step for step in shard_job["steps"] if "serena-verify golden run" in step.get("run", ""))
+    assert "--via all" in golden_run["run"]  # every front end under the goldens, shard by shard
     assert golden_run["env"]["SHARD"] == "${{ matrix.shard }}"
     assert '--shard "${SHARD}/${GOLDEN_SHARDS}"' in golden_run["run"]
     report_dir = re.search(r'--report-dir "([^"]+)"', golden_run["run"])
