@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSETS = REPO_ROOT / "serena" / "assets"
 SOURCE_MODEL = ASSETS / "tiny-sd"  # tokenizer files and scheduler config come from here
 SHIPPED_OUT = ASSETS / "tiny-sd-eps"

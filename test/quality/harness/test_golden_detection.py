@@ -438,9 +438,11 @@ def test_a_published_report_reads_back_the_same(golden_copy: HarnessConfig, tmp_
         assert render(again) == render(report), fmt
 
 
-def _fault_on(case_prompt: str, exc: Exception):
+def _fault_on(case: Any, exc: Exception):
+    """A fault in the runtime for one case: the processing with its prompt and seed (cases may share a prompt)."""
+
     def before(p):
-        if p.prompt == case_prompt:
+        if p.prompt == case.prompt and p.seed == case.seed:
             raise exc
 
     return before
@@ -455,8 +457,8 @@ def test_a_runtime_fault_in_one_case_is_that_case_errored_and_every_other_case_i
     """Even a ValueError from the runtime is the runtime's failure here (the case file was checked on load)."""
     from harness import cli
 
-    prompt = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-ddim-batch").prompt
-    _wrap_inner(monkeypatch, before=_fault_on(prompt, fault))
+    case = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-ddim-batch")
+    _wrap_inner(monkeypatch, before=_fault_on(case, fault))
     monkeypatch.chdir(REPO_ROOT)
     for key in ("cases_dir", "goldens_dir"):
         monkeypatch.setenv(f"SERENA_GOLDEN_{key.upper()}", str(golden_copy[f"golden.{key}"]))
@@ -523,8 +525,8 @@ def test_serena_verify_run_with_a_faulty_case_exits_1_with_the_whole_bundle(
             return CheckResult("invariants", Outcome.PASSED, "invariants passed")
 
     monkeypatch.setattr(harness.invariants.check, "check_invariants", lambda *args, **kwargs: Invariants())
-    prompt = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-euler").prompt
-    _wrap_inner(monkeypatch, before=_fault_on(prompt, RuntimeError("the scheduler raised")))
+    case = next(c for c in load_cases(golden_copy.path("golden.cases_dir")) if c.id == "t2i-euler")
+    _wrap_inner(monkeypatch, before=_fault_on(case, RuntimeError("the scheduler raised")))
     monkeypatch.chdir(REPO_ROOT)
     for key in ("cases_dir", "goldens_dir"):
         monkeypatch.setenv(f"SERENA_GOLDEN_{key.upper()}", str(golden_copy[f"golden.{key}"]))
