@@ -17,12 +17,14 @@ check that this environment still reproduces the shipped model bit for bit.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_tiny_model import write_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSETS = REPO_ROOT / "serena" / "assets"
@@ -112,16 +114,6 @@ def build(out_dir: Path) -> None:
     for name in TOKENIZER_FILES:
         shutil.copyfile(SOURCE_MODEL / "tokenizer" / name, out_dir / "tokenizer" / name)
     write_manifest(out_dir)
-
-
-def write_manifest(model_dir: Path) -> None:
-    """SHA256SUMS as tiny-sd has it: '<sha256>  <relative path>' for every file, sorted by path."""
-    lines = []
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != MANIFEST_NAME):
-        path.chmod(0o644)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {path.relative_to(model_dir).as_posix()}\n")
-    (model_dir / MANIFEST_NAME).write_text("".join(lines), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
