@@ -262,13 +262,11 @@ def compare_case(
             seconds=run.seconds,
             run=run,
         )
-    if len(entry.images) != len(run.images):
-        reason = f"{len(run.images)} images, golden has {len(entry.images)}"
-        return CaseVerdict(case_id, Verdict.CHANGED, [], reason, seconds=run.seconds, run=run)
     alternate = golden_set.alternate_for(entry, machine)
     reference = alternate.images if alternate is not None else entry.images
     if len(reference) != len(run.images):
-        reason = f"{len(run.images)} images, alternate {alternate.name!r} has {len(reference)}"  # type: ignore[union-attr]
+        held_by = "golden" if alternate is None else f"alternate {alternate.name!r}"
+        reason = f"{len(run.images)} images, {held_by} has {len(reference)}"
         return CaseVerdict(case_id, Verdict.CHANGED, [], reason, seconds=run.seconds, run=run)
     same_environment = alternate is not None or (
         machine is not None and same_machine_class(golden_set.recorded_on(entry), machine)
