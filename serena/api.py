@@ -39,6 +39,7 @@ from serena.api_models import (
     response_schemas,
 )
 from serena.api_policy import check_api_option
+from serena.api_routes import add_client_routes
 from serena.errors import EXIT_USAGE, InputError, ModelError, OptionError, SerenaError
 from serena.filenames import surrogate_problem
 from serena.runtime_utils import _apply_options_atomically
@@ -442,7 +443,9 @@ def create_app(limits: ApiLimits | None = None, compat: str = "strict") -> FastA
         ignored = await check_request(request)
         init_images = await run_in_threadpool(decode_init_images, request.init_images, limits)
         p = processing.StableDiffusionProcessingImg2Img(
-            **request.processing_args(), init_images=init_images, denoising_strength=request.denoising_strength
+            **request.processing_args(),
+            init_images=init_images,
+            denoising_strength=request.denoising_strength,
         )
         return ImageToImageResponse(**await generate(request, p, ignored))
 
@@ -534,6 +537,7 @@ def create_app(limits: ApiLimits | None = None, compat: str = "strict") -> FastA
     app.post(f"{API_PREFIX}/options", response_model=options_model, responses=POST_RESPONSES, dependencies=screened)(
         set_config
     )
+    add_client_routes(app, limits, screened)
     return app
 
 

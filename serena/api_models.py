@@ -37,6 +37,26 @@ PROCESSING_FIELDS = tuple(
 )
 
 
+# Request fields only one mode's processing class has, under their own name (img2img's denoising_strength and
+# init_images are passed by the endpoint itself).
+MODE_FIELDS: dict[str, tuple[str, ...]] = {
+    "txt2img": (
+        "denoising_strength",
+        "enable_hr",
+        "hr_scale",
+        "hr_resize_x",
+        "hr_resize_y",
+        "hr_upscaler",
+        "hr_second_pass_steps",
+        "hr_sampler_name",
+        "hr_scheduler",
+        "hr_prompt",
+        "hr_negative_prompt",
+    ),
+    "img2img": ("resize_mode",),
+}
+
+
 # -- limits ------------------------------------------------------------------------------------
 # the range each limit may be set to: the runtime's own hard limits are the ceiling
 LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
@@ -132,10 +152,6 @@ def _one_of(*values: Any) -> Callable[[Any, Mapping[str, Any]], bool]:
     return lambda value, request: value is None or value in values
 
 
-def _same_size(axis: str) -> Callable[[Any, Mapping[str, Any]], bool]:
-    return lambda value, request: value is None or value <= 0 or value == request.get(axis)
-
-
 @dataclass(frozen=True)
 class CompatField:
     """A web-UI (A1111) request field Serena accepts but does not implement: its type, the feature it belongs to, and
@@ -150,13 +166,6 @@ class CompatField:
 
 
 COMPAT_FIELDS: dict[str, CompatField] = {
-    "styles": CompatField(list[str] | None, "saved prompt styles", "null or []"),
-    "subseed": CompatField(
-        int | None, "variation seeds", "any while subseed_strength is 0", _unless("subseed_strength")
-    ),
-    "subseed_strength": CompatField(float | None, "variation seeds", "null or 0"),
-    "seed_resize_from_h": CompatField(int | None, "resize seed from", "null, <= 0 or the height", _same_size("height")),
-    "seed_resize_from_w": CompatField(int | None, "resize seed from", "null, <= 0 or the width", _same_size("width")),
     "seed_enable_extras": CompatField(bool | None, "variation seeds", "any", _always),
     "restore_faces": CompatField(bool | None, "face restoration", "null or false"),
     "tiling": CompatField(bool | None, "tiling", "null or false"),
@@ -176,29 +185,26 @@ COMPAT_FIELDS: dict[str, CompatField] = {
     "alwayson_scripts": CompatField(dict[str, Any] | None, "always-on scripts (ControlNet, …)", "null or {}"),
     "force_task_id": CompatField(str | None, "task ids (no effect on the image)", "any", _always),
     "infotext": CompatField(str | None, "parameters from infotext", 'null or ""'),
-    "scheduler": CompatField(str | None, "schedule types", 'null, "" or "Automatic"', _one_of("", "Automatic")),
-    # txt2img: hires fix
-    "enable_hr": CompatField(bool | None, "hires fix", "null or false", modes=("txt2img",)),
-    "firstpass_image": CompatField(str | None, "hires fix", "null", modes=("txt2img",)),
+    # txt2img: the hires fix's parts Serena does not have
+    "firstpass_image": CompatField(str | None, "hires fix from a given first pass", "null", modes=("txt2img",)),
     **{
-        name: CompatField(kind, "hires fix", "any while enable_hr is off", _unless("enable_hr"), modes=("txt2img",))
-        for name, kind in {
-            "firstphase_width": int | None,
-            "firstphase_height": int | None,
-            "hr_scale": float | None,
-            "hr_upscaler": str | None,
-            "hr_second_pass_steps": int | None,
-            "hr_resize_x": int | None,
-            "hr_resize_y": int | None,
-            "hr_checkpoint_name": str | None,
-            "hr_sampler_name": str | None,
-            "hr_scheduler": str | None,
-            "hr_prompt": str | None,
-            "hr_negative_prompt": str | None,
-        }.items()
+        name: CompatField(
+            int | None,
+            "hires fix's legacy first-pass size",
+            "null or 0, or any while enable_hr is off",
+            lambda value, request: _off(value, request) or _off(request.get("enable_hr"), request),
+            modes=("txt2img",),
+        )
+        for name in ("firstphase_width", "firstphase_height")
     },
+    "hr_checkpoint_name": CompatField(
+        str | None,
+        "hires fix with another checkpoint",
+        'null, "" or "Use same checkpoint", or any while enable_hr is off',
+        lambda value, request: value in (None, "", "Use same checkpoint") or _off(request.get("enable_hr"), request),
+        modes=("txt2img",),
+    ),
     # img2img: resizing and inpainting
-    "resize_mode": CompatField(int | None, "resize modes", "null or 0 (just resize)", modes=("img2img",)),
     "image_cfg_scale": CompatField(
         float | None, "instruct-pix2pix models (no effect on others)", "any", _always, modes=("img2img",)
     ),
@@ -232,15 +238,37 @@ NULL_MEANS_DEFAULT = (
     "height",
     "batch_size",
     "n_iter",
+    "styles",
+    "scheduler",
+    "subseed",
+    "subseed_strength",
+    "seed_resize_from_w",
+    "seed_resize_from_h",
     "override_settings_restore_afterwards",
     "send_images",
     "save_images",
     "include_init_images",
+    "resize_mode",
+    "enable_hr",
+    "hr_scale",
+    "hr_resize_x",
+    "hr_resize_y",
+    "hr_second_pass_steps",
+    "hr_prompt",
+    "hr_negative_prompt",
     "denoising_strength",
 )
 
 
 # -- generation requests -----------------------------------------------------------------------
+def _known_sampler_name(name: str) -> str:
+    try:
+        samplers.find_sampler(name)
+    except ValueError:
+        raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(samplers.sampler_names())}") from None
+    return name
+
+
 class GenerationRequest(BaseModel):
     """Fields and checks common to txt2img and img2img; the fields themselves are built per ApiLimits."""
 
@@ -270,15 +298,38 @@ class GenerationRequest(BaseModel):
         """The request as the response's `parameters`: every declared field, no unknown one."""
         return self.model_dump(mode="json", exclude=set(self.model_extra or {}))
 
+    @field_validator("scheduler", check_fields=False)
+    @classmethod
+    def _known_scheduler(cls, name: str | None) -> str | None:
+        if name is not None:
+            samplers.find_schedule_type(name)  # InputError is a ValueError: a 422 naming the field
+        return name
+
+    @field_validator("hr_upscaler", check_fields=False)
+    @classmethod
+    def _known_upscaler(cls, name: str | None) -> str | None:
+        if name is not None:
+            from serena import upscalers
+
+            upscalers.find_upscaler(name)  # InputError is a ValueError: a 422 naming the field
+        return name
+
+    @field_validator("hr_scheduler", check_fields=False)
+    @classmethod
+    def _known_hr_scheduler(cls, name: str | None) -> str | None:
+        if name not in (None, "", "Use same scheduler"):
+            samplers.find_schedule_type(name)
+        return name
+
+    @field_validator("hr_sampler_name", check_fields=False)
+    @classmethod
+    def _known_hr_sampler(cls, name: str | None) -> str | None:
+        return None if name in ("", "Use same sampler") else _known_sampler_name(name)
+
     @field_validator("sampler_name", "sampler_index", check_fields=False)
     @classmethod
     def _known_sampler(cls, name: str | None) -> str | None:
-        if name is not None:
-            try:
-                samplers.find_sampler(name)
-            except ValueError:
-                raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(samplers.sampler_names())}") from None
-        return name
+        return None if name is None else _known_sampler_name(name)
 
     @property
     def effective_sampler(self) -> str:
@@ -290,6 +341,7 @@ class GenerationRequest(BaseModel):
         both share by name, with sampler_name, override_settings and do_not_save_samples translated."""
         values = self.model_dump()
         args = {name: values[name] for name in PROCESSING_FIELDS if name in values}
+        args.update({name: values[name] for name in MODE_FIELDS[self.mode]})
         args["sampler_name"] = self.effective_sampler
         args["override_settings"] = dict(values["override_settings"] or {})
         args["do_not_save_samples"] = not values["save_images"]
@@ -347,6 +399,38 @@ def request_models(limits: ApiLimits) -> RequestModels:
         "height": nullable(Annotated[int, Field(le=limits.max_height, **size)], min(512, limits.max_height)),
         "sampler_name": (str | None, Field(None, description=f"A sampler name or alias; default {DEFAULT_SAMPLER}.")),
         "sampler_index": (str | None, Field(None, description="Legacy name of sampler_name, used when that is unset.")),
+        "scheduler": nullable(
+            str,
+            Field(
+                processing.StableDiffusionProcessing.scheduler,
+                description="Schedule type (see /sdapi/v1/schedulers): "
+                f"{', '.join(samplers.schedule_type_labels())}; Automatic is the sampler's own.",
+            ),
+        ),
+        "subseed": nullable(
+            _bounded_int(-1, processing.MAX_SEED),
+            Field(-1, description="Variation seed of the first image; image i gets subseed+i; -1 picks one at random."),
+        ),
+        "subseed_strength": nullable(
+            Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)],
+            Field(0.0, description="How far the noise moves towards the variation seed's: 0 none, 1 all the way."),
+        ),
+        **{
+            f"seed_resize_from_{axis}": nullable(
+                _bounded_int(-1, processing.MAX_SIZE),
+                Field(-1, description=f"Draw the noise at this {name} and centre it in the image's; <= 0: off."),
+            )
+            for axis, name in (("w", "width"), ("h", "height"))
+        },
+        "styles": nullable(
+            list[Annotated[str, Field(max_length=1024)]],
+            Field(
+                default_factory=list,
+                max_length=64,
+                description="Saved prompt styles (see /sdapi/v1/prompt-styles) applied in order to the prompt and "
+                "negative prompt: a style's {prompt} is replaced by the prompt, else the style is appended.",
+            ),
+        ),
         "batch_size": nullable(_bounded_int(1, limits.max_batch_size), 1),
         "n_iter": nullable(_bounded_int(1, limits.max_n_iter), 1),
         "eta": (
@@ -372,6 +456,40 @@ def request_models(limits: ApiLimits) -> RequestModels:
         "save_images": nullable(bool, Field(False, description="Also save the images under the data dir.")),
     }
 
+    hires_fields: dict[str, Any] = {
+        "enable_hr": nullable(
+            bool, Field(False, description="The hires fix: upscale, then denoise again at the larger size.")
+        ),
+        "hr_scale": nullable(
+            Annotated[float, Field(ge=1, le=8, allow_inf_nan=False)],
+            Field(2.0, description="Hires size as a multiple of width x height (unless hr_resize_x/y are set)."),
+        ),
+        **{
+            name: nullable(
+                _bounded_int(0, processing.MAX_SIZE),
+                Field(0, description=f"Hires {axis} in pixels (0: from hr_scale, or the aspect with the other set)."),
+            )
+            for name, axis in (("hr_resize_x", "width"), ("hr_resize_y", "height"))
+        },
+        "hr_upscaler": (
+            str | None,
+            Field(None, description="Latent upscale mode or image upscaler (see /sdapi/v1/upscalers); default Latent."),
+        ),
+        "hr_second_pass_steps": nullable(
+            _bounded_int(0, limits.max_steps), Field(0, description="Hires pass steps (0: the same as steps).")
+        ),
+        "hr_sampler_name": (str | None, Field(None, description="Hires pass sampler (unset: the same sampler).")),
+        "hr_scheduler": (str | None, Field(None, description="Hires pass schedule type (unset: the same).")),
+        "hr_prompt": nullable(
+            Annotated[str, Field(max_length=processing.MAX_PROMPT_CHARS)],
+            Field("", description="Hires pass prompt (empty: the same prompt)."),
+        ),
+        "hr_negative_prompt": nullable(
+            Annotated[str, Field(max_length=processing.MAX_PROMPT_CHARS)],
+            Field("", description="Hires pass negative prompt (empty: the same)."),
+        ),
+    }
+
     def compat(mode: str) -> dict[str, Any]:
         return {
             name: (
@@ -389,8 +507,11 @@ def request_models(limits: ApiLimits) -> RequestModels:
         **common,
         denoising_strength=(
             Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None,
-            Field(None, description="Hires fix's denoising strength: no effect while enable_hr is off."),
+            Field(
+                None, description="The hires fix's denoising strength (default 0.75); no effect while enable_hr is off."
+            ),
         ),
+        **hires_fields,
         **tail,
         **compat("txt2img"),
     )
@@ -408,6 +529,14 @@ def request_models(limits: ApiLimits) -> RequestModels:
         denoising_strength=nullable(Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)], 0.75),
         **tail,
         include_init_images=nullable(bool, Field(False, description="Echo init_images back in parameters.")),
+        resize_mode=nullable(
+            Annotated[int, Field(ge=0, le=3)],
+            Field(
+                0,
+                description="How init images whose size differs from width x height are fitted: 0 just resize, "
+                "1 crop and resize, 2 resize and fill, 3 just resize (latent upscale).",
+            ),
+        ),
         **compat("img2img"),
     )
     return RequestModels(txt2img, img2img)

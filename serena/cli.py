@@ -44,17 +44,22 @@ def root(
     extensions_dir: Annotated[
         Path | None, typer.Option(help="Extensions folder (default <data-dir>/extensions).")
     ] = None,
+    styles_file: Annotated[
+        Path | None,
+        typer.Option(help="Saved prompt styles, a CSV of name,prompt,negative_prompt (default <data-dir>/styles.csv)."),
+    ] = None,
     listen: Annotated[bool, typer.Option(help="Serve the API on all interfaces instead of 127.0.0.1.")] = False,
     port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
-    """Start-up options apply to every command; SERENA_MODEL, SERENA_DEVICE, SERENA_PRECISION, SERENA_DATA_DIR and
-    SERENA_EXTENSIONS_DIR set their defaults."""
+    """Start-up options apply to every command; SERENA_MODEL, SERENA_DEVICE, SERENA_PRECISION, SERENA_DATA_DIR,
+    SERENA_EXTENSIONS_DIR and SERENA_STYLES_FILE set their defaults."""
     ctx.obj = cmd_args.from_environment().with_values(
         model=model,
         device=device,
         precision=precision,
         data_dir=data_dir,
         extensions_dir=extensions_dir,
+        styles_file=styles_file,
         listen=listen or None,
         port=port,
     )
@@ -79,33 +84,13 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def _processing_kwargs(
-    *,
-    prompt: str,
-    negative_prompt: str,
-    seed: int,
-    steps: int,
-    sampler: str,
-    cfg_scale: float,
-    width: int,
-    height: int,
-    batch_size: int,
-    n_iter: int,
-    override: list[str] | None,
-    out: Path | None,
-    no_save: bool,
+    *, sampler: str, override: list[str] | None, out: Path | None, no_save: bool, **fields: Any
 ) -> dict[str, Any]:
-    """StableDiffusionProcessing keyword arguments from the options txt2img and img2img share."""
+    """StableDiffusionProcessing keyword arguments from the options txt2img and img2img share: the options named
+    like processing fields pass through, the four below are translated."""
     return {
-        "prompt": prompt,
-        "negative_prompt": negative_prompt,
-        "seed": seed,
-        "steps": steps,
+        **fields,
         "sampler_name": sampler,
-        "cfg_scale": cfg_scale,
-        "width": width,
-        "height": height,
-        "batch_size": batch_size,
-        "n_iter": n_iter,
         "override_settings": _parse_overrides(override or []),
         "do_not_save_samples": no_save,
         "outpath_samples": str(out) if out is not None else None,
@@ -130,6 +115,21 @@ NegativeOpt = Annotated[str, typer.Option("--negative-prompt", "-n", help="What 
 SeedOpt = Annotated[int, typer.Option(help="Seed of the first image; image i gets seed+i; -1 picks one at random.")]
 StepsOpt = Annotated[int, typer.Option(help="Denoising steps.")]
 SamplerOpt = Annotated[str, typer.Option(help="Sampler name (see `serena samplers`).")]
+SchedulerOpt = Annotated[
+    str,
+    typer.Option(help="Schedule type: Automatic (the sampler's own), Uniform, Karras, Exponential, SGM Uniform, Beta."),
+]
+SubseedOpt = Annotated[
+    int, typer.Option(help="Variation seed of the first image (image i gets subseed+i); -1: random.")
+]
+SubseedStrengthOpt = Annotated[
+    float, typer.Option(help="How far each image's noise moves towards its variation seed's: 0 (none) to 1.")
+]
+ResizeFromWOpt = Annotated[int, typer.Option(help="Draw the noise at this width and centre it (0: off).")]
+ResizeFromHOpt = Annotated[int, typer.Option(help="Draw the noise at this height and centre it (0: off).")]
+StyleOpt = Annotated[
+    list[str] | None, typer.Option("--style", help="Saved prompt style to apply, by name (repeatable, in order).")
+]
 CfgOpt = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
 WidthOpt = Annotated[int, typer.Option(help="Width in pixels, a multiple of 8.")]
 HeightOpt = Annotated[int, typer.Option(help="Height in pixels, a multiple of 8.")]
@@ -151,11 +151,42 @@ def txt2img(
     seed: SeedOpt = -1,
     steps: StepsOpt = 20,
     sampler: SamplerOpt = "Euler a",
+    scheduler: SchedulerOpt = "Automatic",
     cfg_scale: CfgOpt = 7.0,
     width: WidthOpt = 512,
     height: HeightOpt = 512,
     batch_size: BatchOpt = 1,
     n_iter: IterOpt = 1,
+    subseed: SubseedOpt = -1,
+    subseed_strength: SubseedStrengthOpt = 0.0,
+    seed_resize_from_w: ResizeFromWOpt = 0,
+    seed_resize_from_h: ResizeFromHOpt = 0,
+    style: StyleOpt = None,
+    enable_hr: Annotated[
+        bool, typer.Option("--enable-hr/--no-enable-hr", help="Hires fix: upscale, then denoise again larger.")
+    ] = False,
+    hr_scale: Annotated[float, typer.Option("--hr-scale", help="Hires size as a multiple of the size.")] = 2.0,
+    hr_resize_x: Annotated[int, typer.Option("--hr-resize-x", help="Hires width in pixels (0: from --hr-scale).")] = 0,
+    hr_resize_y: Annotated[int, typer.Option("--hr-resize-y", help="Hires height in pixels (0: from --hr-scale).")] = 0,
+    hr_upscaler: Annotated[
+        str | None, typer.Option("--hr-upscaler", help="Latent upscale mode or image upscaler (default Latent).")
+    ] = None,
+    hr_second_pass_steps: Annotated[
+        int, typer.Option("--hr-second-pass-steps", help="Hires pass steps (0: as --steps).")
+    ] = 0,
+    hr_sampler_name: Annotated[
+        str | None, typer.Option("--hr-sampler-name", help="Hires pass sampler (default: the same).")
+    ] = None,
+    hr_scheduler: Annotated[
+        str | None, typer.Option("--hr-scheduler", help="Hires pass schedule type (default: the same).")
+    ] = None,
+    hr_prompt: Annotated[str, typer.Option("--hr-prompt", help="Hires pass prompt (default: the same).")] = "",
+    hr_negative_prompt: Annotated[
+        str, typer.Option("--hr-negative-prompt", help="Hires pass negative prompt (default: the same).")
+    ] = "",
+    denoising_strength: Annotated[
+        float | None, typer.Option(help="Hires pass denoising strength, (0, 1] (default 0.75).")
+    ] = None,
     override: OverrideOpt = None,
     out: OutOpt = None,
     no_save: NoSaveOpt = False,
@@ -166,21 +197,38 @@ def txt2img(
     from serena.processing import StableDiffusionProcessingTxt2Img, process_images
 
     p = StableDiffusionProcessingTxt2Img(
+        enable_hr=enable_hr,
+        hr_scale=hr_scale,
+        hr_resize_x=hr_resize_x,
+        hr_resize_y=hr_resize_y,
+        hr_upscaler=hr_upscaler,
+        hr_second_pass_steps=hr_second_pass_steps,
+        hr_sampler_name=hr_sampler_name,
+        hr_scheduler=hr_scheduler,
+        hr_prompt=hr_prompt,
+        hr_negative_prompt=hr_negative_prompt,
+        denoising_strength=denoising_strength,
         **_processing_kwargs(
             prompt=prompt,
             negative_prompt=negative_prompt,
             seed=seed,
             steps=steps,
             sampler=sampler,
+            scheduler=scheduler,
             cfg_scale=cfg_scale,
             width=width,
             height=height,
             batch_size=batch_size,
             n_iter=n_iter,
+            subseed=subseed,
+            subseed_strength=subseed_strength,
+            seed_resize_from_w=seed_resize_from_w,
+            seed_resize_from_h=seed_resize_from_h,
+            styles=list(style or []),
             override=override,
             out=out,
             no_save=no_save,
-        )
+        ),
     )
     _report(process_images(p), as_json)
 
@@ -192,14 +240,27 @@ def img2img(
     prompt: PromptOpt = "",
     negative_prompt: NegativeOpt = "",
     denoising_strength: Annotated[float, typer.Option(help="How far to move from the initial image, (0, 1].")] = 0.75,
+    resize_mode: Annotated[
+        int,
+        typer.Option(
+            help="Fitting init images of another size: 0 just resize, 1 crop and resize, 2 resize and fill, "
+            "3 just resize (latent upscale)."
+        ),
+    ] = 0,
     seed: SeedOpt = -1,
     steps: StepsOpt = 20,
     sampler: SamplerOpt = "Euler a",
+    scheduler: SchedulerOpt = "Automatic",
     cfg_scale: CfgOpt = 7.0,
     width: WidthOpt = 512,
     height: HeightOpt = 512,
     batch_size: BatchOpt = 1,
     n_iter: IterOpt = 1,
+    subseed: SubseedOpt = -1,
+    subseed_strength: SubseedStrengthOpt = 0.0,
+    seed_resize_from_w: ResizeFromWOpt = 0,
+    seed_resize_from_h: ResizeFromHOpt = 0,
+    style: StyleOpt = None,
     override: OverrideOpt = None,
     out: OutOpt = None,
     no_save: NoSaveOpt = False,
@@ -215,17 +276,24 @@ def img2img(
     p = StableDiffusionProcessingImg2Img(
         init_images=init_images,
         denoising_strength=denoising_strength,
+        resize_mode=resize_mode,
         **_processing_kwargs(
             prompt=prompt,
             negative_prompt=negative_prompt,
             seed=seed,
             steps=steps,
             sampler=sampler,
+            scheduler=scheduler,
             cfg_scale=cfg_scale,
             width=width,
             height=height,
             batch_size=batch_size,
             n_iter=n_iter,
+            subseed=subseed,
+            subseed_strength=subseed_strength,
+            seed_resize_from_w=seed_resize_from_w,
+            seed_resize_from_h=seed_resize_from_h,
+            styles=list(style or []),
             override=override,
             out=out,
             no_save=no_save,

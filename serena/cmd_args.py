@@ -24,6 +24,7 @@ class CmdOpts:
     precision: Precision = "fp32"
     data_dir: Path = field(default_factory=lambda: Path("serena-data"))
     extensions_dir: Path | None = None
+    styles_file: Path | None = None
     listen: bool = False
     port: int = 7860
 
@@ -46,6 +47,11 @@ class CmdOpts:
         return self.extensions_dir if self.extensions_dir is not None else self.data_dir / "extensions"
 
     @property
+    def resolved_styles_file(self) -> Path:
+        """The saved prompt styles (the web UI's styles.csv): --styles-file, else <data-dir>/styles.csv."""
+        return self.styles_file if self.styles_file is not None else self.data_dir / "styles.csv"
+
+    @property
     def config_path(self) -> Path:
         return self.data_dir / "config.json"
 
@@ -60,7 +66,8 @@ class CmdOpts:
 
 
 def from_environment(environ: dict[str, str] | None = None) -> CmdOpts:
-    """Defaults overlaid with SERENA_MODEL, SERENA_DEVICE, SERENA_PRECISION, SERENA_DATA_DIR, SERENA_EXTENSIONS_DIR."""
+    """Defaults overlaid with SERENA_MODEL, SERENA_DEVICE, SERENA_PRECISION, SERENA_DATA_DIR, SERENA_EXTENSIONS_DIR,
+    SERENA_STYLES_FILE."""
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
     if env.get("SERENA_MODEL"):
@@ -73,4 +80,6 @@ def from_environment(environ: dict[str, str] | None = None) -> CmdOpts:
         values["data_dir"] = Path(env["SERENA_DATA_DIR"])
     if env.get("SERENA_EXTENSIONS_DIR"):
         values["extensions_dir"] = Path(env["SERENA_EXTENSIONS_DIR"])
+    if env.get("SERENA_STYLES_FILE"):
+        values["styles_file"] = Path(env["SERENA_STYLES_FILE"])
     return CmdOpts(**values)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from serena.errors import InputError
@@ -13,6 +13,7 @@ NEGATIVE_PREFIX = "Negative prompt:"
 # key: value, where value is a JSON-quoted string or runs to the next comma
 _PARAM = re.compile(r'\s*([A-Za-z][\w \-/+.()]*?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
+_SIZE_KEYS = ("Size", "Seed resize from", "Hires resize")
 
 
 def quote(value: Any) -> str:
@@ -47,7 +48,8 @@ def _looks_like_params(line: str) -> bool:
 
 
 def parse_infotext(text: str) -> dict[str, str]:
-    """Infotext back to a dict of strings: "Prompt", "Negative prompt", each parameter, and Size-1/Size-2."""
+    """Infotext back to a dict of strings: "Prompt", "Negative prompt", each parameter, and for each WIDTHxHEIGHT
+    value (Size, Seed resize from) its two numbers as "<key>-1" and "<key>-2"."""
     lines = text.replace("\r\n", "\n").split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
@@ -65,22 +67,45 @@ def parse_infotext(text: str) -> dict[str, str]:
     result = {"Prompt": "\n".join(prompt_lines), "Negative prompt": "\n".join(negative_lines)}
     for key, value in _PARAM.findall(params_line):
         result[key.strip()] = unquote(value)
-    size = _SIZE.match(result.get("Size", ""))
-    if size:
-        result["Size-1"], result["Size-2"] = size.group(1), size.group(2)
+    for key in _SIZE_KEYS:
+        size = _SIZE.match(result.get(key, ""))
+        if size:
+            result[f"{key}-1"], result[f"{key}-2"] = size.group(1), size.group(2)
     return result
 
 
+def resize_mode(text: str) -> int:
+    """A resize mode's name (or number) as img2img's resize_mode number."""
+    from serena.image_resize import find_resize_mode
+
+    return find_resize_mode(text.strip())
+
+
 # infotext key -> (processing argument or option override, its name, conversion)
-_CONVERSIONS: dict[str, tuple[str, str, type]] = {
+_CONVERSIONS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "Steps": ("param", "steps", int),
     "Sampler": ("param", "sampler_name", str),
+    "Schedule type": ("param", "scheduler", str),
     "CFG scale": ("param", "cfg_scale", float),
     "Seed": ("param", "seed", int),
     "Size-1": ("param", "width", int),
     "Size-2": ("param", "height", int),
     "Batch size": ("param", "batch_size", int),
+    "Variation seed": ("param", "subseed", int),
+    "Variation seed strength": ("param", "subseed_strength", float),
+    "Seed resize from-1": ("param", "seed_resize_from_w", int),
+    "Seed resize from-2": ("param", "seed_resize_from_h", int),
     "Denoising strength": ("param", "denoising_strength", float),
+    "Resize mode": ("param", "resize_mode", resize_mode),
+    "Hires upscale": ("param", "hr_scale", float),
+    "Hires resize-1": ("param", "hr_resize_x", int),
+    "Hires resize-2": ("param", "hr_resize_y", int),
+    "Hires steps": ("param", "hr_second_pass_steps", int),
+    "Hires upscaler": ("param", "hr_upscaler", str),
+    "Hires sampler": ("param", "hr_sampler_name", str),
+    "Hires schedule type": ("param", "hr_scheduler", str),
+    "Hires prompt": ("param", "hr_prompt", str),
+    "Hires negative prompt": ("param", "hr_negative_prompt", str),
     "Clip skip": ("override", "CLIP_stop_at_last_layers", int),
     "Eta DDIM": ("override", "eta_ddim", float),
     "RNG": ("override", "randn_source", str),
@@ -91,8 +116,9 @@ def infotext_to_params(text: str) -> dict[str, Any]:
     """Infotext as processing arguments (prompt, seed, steps, …) plus override_settings for option-backed fields."""
     fields = parse_infotext(text)
     params: dict[str, Any] = {"prompt": fields["Prompt"], "negative_prompt": fields["Negative prompt"]}
-    if "Size" in fields and "Size-1" not in fields:
-        raise InputError("infotext", f"infotext field 'Size': cannot read {fields['Size']!r} as WIDTHxHEIGHT")
+    for key in _SIZE_KEYS:
+        if key in fields and f"{key}-1" not in fields:
+            raise InputError("infotext", f"infotext field {key!r}: cannot read {fields[key]!r} as WIDTHxHEIGHT")
     overrides: dict[str, Any] = {}
     for key, (target, name, convert) in _CONVERSIONS.items():
         if key in fields:
@@ -103,6 +129,8 @@ def infotext_to_params(text: str) -> dict[str, Any]:
                     "infotext", f"infotext field {key!r}: cannot read {fields[key]!r} as {convert.__name__}"
                 ) from None
             (params if target == "param" else overrides)[name] = value
+    if any(key.startswith("Hires ") for key in fields):
+        params["enable_hr"] = True
     if overrides:
         params["override_settings"] = overrides
     return params

@@ -21,15 +21,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import serena
-from serena import models, samplers, script_callbacks
+from serena import hires, models, samplers, script_callbacks
 from serena.errors import InputError
 from serena.filenames import text_problem
+from serena.image_resize import LATENT_RESIZE, find_resize_mode, resize_image, resize_mode_name
 from serena.runtime_context import RuntimeContext
 from serena.runtime_utils import temporary_opts
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from serena.noise import Variation
     from serena.options_snapshot import OptionsSnapshot
 
 log = logging.getLogger("serena")
@@ -70,8 +72,18 @@ class StableDiffusionProcessing:
     width: int = 512
     height: int = 512
     sampler_name: str = "Euler a"
+    # the schedule type (the web UI's `scheduler`): a label of samplers.SCHEDULE_TYPES; Automatic is the sampler's own
+    scheduler: str = samplers.AUTOMATIC
+    # variation seeds: image i's noise blended towards subseed + i's by subseed_strength (0 = none, 1 = the subseed's)
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    # the noise drawn at this size and pasted, centred, into the output's (both > 0 to take effect)
+    seed_resize_from_w: int = 0
+    seed_resize_from_h: int = 0
     batch_size: int = 1
     n_iter: int = 1
+    # saved prompt styles applied, in order, to the prompt and negative prompt (names in the styles file)
+    styles: list[str] = field(default_factory=list)
     denoising_strength: float | None = None
     # overrides the eta_ddim option for DDIM when set; samplers with fresh noise each step accept only their own
     eta: float | None = None
@@ -86,6 +98,7 @@ class StableDiffusionProcessing:
     all_prompts: list[str] = field(default_factory=list, init=False)
     all_negative_prompts: list[str] = field(default_factory=list, init=False)
     all_seeds: list[int] = field(default_factory=list, init=False)
+    all_subseeds: list[int] = field(default_factory=list, init=False)
     opts_snapshot: OptionsSnapshot | None = field(default=None, init=False)
     runtime_context: RuntimeContext | None = field(default=None, init=False)
     skipped_override_keys: tuple[str, ...] = field(default=(), init=False)
@@ -115,6 +128,10 @@ class StableDiffusionProcessing:
             if not _is_int(value) or not MIN_SIZE <= value <= MAX_SIZE or value % 8:
                 raise InputError(name, f"{name} must be a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}, got {value!r}")
         sampler = samplers.find_sampler(self.sampler_name)
+        if self.scheduler is not None and not isinstance(self.scheduler, str):
+            raise InputError("scheduler", f"scheduler must be a schedule type's name, got {self.scheduler!r}")
+        samplers.check_schedule(sampler, samplers.find_schedule_type(self.scheduler))
+        self._check_variation()
         if self.eta is not None:
             if not _is_number(self.eta) or not 0 <= self.eta <= 1:
                 raise InputError("eta", f"eta must be a number from 0 to 1 or null, got {self.eta!r}")
@@ -132,6 +149,8 @@ class StableDiffusionProcessing:
             raise InputError("n_iter", f"n_iter must be a positive integer, got {self.n_iter!r}")
         if self.seed != -1 and self.seed + self.batch_size * self.n_iter - 1 > 2**63 - 1:
             raise InputError("seed", f"seed {self.seed} + batch_size * n_iter exceeds the generator's range")
+        if not isinstance(self.styles, list | tuple) or not all(isinstance(name, str) for name in self.styles):
+            raise InputError("styles", f"styles must be a list of style names, got {self.styles!r}")
         if not isinstance(self.override_settings, dict) or not all(isinstance(k, str) for k in self.override_settings):
             raise InputError(
                 "override_settings",
@@ -142,6 +161,36 @@ class StableDiffusionProcessing:
                 "extra_generation_params",
                 f"extra_generation_params must be a dict, got {self.extra_generation_params!r}",
             )
+
+    def _check_variation(self) -> None:
+        if not _is_int(self.subseed) or not (self.subseed == -1 or 0 <= self.subseed <= MAX_SEED):
+            raise InputError(
+                "subseed", f"subseed must be -1 (random) or an integer from 0 to {MAX_SEED}, got {self.subseed!r}"
+            )
+        if not _is_number(self.subseed_strength) or not 0 <= self.subseed_strength <= 1:
+            raise InputError(
+                "subseed_strength", f"subseed_strength must be a number from 0 to 1, got {self.subseed_strength!r}"
+            )
+        for name in ("seed_resize_from_w", "seed_resize_from_h"):
+            value = getattr(self, name)
+            if not _is_int(value) or not (value <= 0 or (8 <= value <= MAX_SIZE and value % 8 == 0)):
+                raise InputError(
+                    name, f"{name} must be 0 or less (off) or a multiple of 8 up to {MAX_SIZE}, got {value!r}"
+                )
+        if (self.seed_resize_from_w > 0) != (self.seed_resize_from_h > 0):
+            raise InputError(
+                "seed_resize_from_w" if self.seed_resize_from_w <= 0 else "seed_resize_from_h",
+                "seed_resize_from_w and seed_resize_from_h take effect together: set both above 0, or neither "
+                f"(got {self.seed_resize_from_w} x {self.seed_resize_from_h})",
+            )
+        if self.subseed != -1 and self.subseed + self.batch_size * self.n_iter - 1 > 2**63 - 1:
+            raise InputError("subseed", f"subseed {self.subseed} + batch_size * n_iter exceeds the generator's range")
+
+    @property
+    def seed_resize_from(self) -> tuple[int, int] | None:
+        """(width, height) the noise is drawn at, when it is not the output's size."""
+        size = (self.seed_resize_from_w, self.seed_resize_from_h)
+        return size if min(size) > 0 and size != (self.width, self.height) else None
 
     def effective_eta(self, snapshot: OptionsSnapshot) -> float:
         """The eta DDIM runs at: the request's own, else the eta_ddim option (as in the web UI)."""
@@ -155,8 +204,20 @@ class StableDiffusionProcessing:
         """The diffusers pipeline this mode runs on (each holds its own scheduler)."""
         return model.txt2img
 
-    def run_batch(self, model: models.SdModel, batch: int, kwargs: dict[str, Any]) -> list[Image]:
-        return self.pipeline(model)(**kwargs).images
+    @property
+    def jobs_per_batch(self) -> int:
+        """Denoising passes per batch (the progress the state reports counts them)."""
+        return 1
+
+    @property
+    def effective_denoising_strength(self) -> float | None:
+        """The denoising strength a pass of this run uses, if any (img2img, the hires fix)."""
+        return None
+
+    def run_batch(
+        self, model: models.SdModel, batch: int, kwargs: dict[str, Any], variation: Variation | None = None
+    ) -> list[Image]:
+        return txt2img_pass(self.pipeline(model), self, kwargs, variation)
 
     def infotext_params(self) -> dict[str, Any]:
         return {}
@@ -164,18 +225,57 @@ class StableDiffusionProcessing:
 
 @dataclass(eq=False)
 class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
-    """Text to image."""
+    """Text to image; with `enable_hr`, the hires fix (serena.hires): upscaled and denoised again at a larger size."""
+
+    enable_hr: bool = False
+    hr_scale: float = 2.0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int = 0
+    hr_sampler_name: str | None = None
+    hr_scheduler: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+
+    def check(self) -> None:
+        super().check()
+        if not isinstance(self.enable_hr, bool):
+            raise InputError("enable_hr", f"enable_hr must be true or false, got {self.enable_hr!r}")
+        if self.enable_hr:
+            hires.check(self)
+
+    @property
+    def jobs_per_batch(self) -> int:
+        return 2 if self.enable_hr else 1
+
+    @property
+    def effective_denoising_strength(self) -> float | None:
+        return hires.strength_of(self) if self.enable_hr else None
+
+    def run_batch(
+        self, model: models.SdModel, batch: int, kwargs: dict[str, Any], variation: Variation | None = None
+    ) -> list[Image]:
+        if not self.enable_hr:
+            return super().run_batch(model, batch, kwargs, variation)
+        assert variation is not None
+        return hires.run_batch(self, model, kwargs, variation)
+
+    def infotext_params(self) -> dict[str, Any]:
+        return hires.infotext_params(self) if self.enable_hr else {}
 
 
 @dataclass(eq=False)
 class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
-    """Image to image: `init_images[i % len(init_images)]` is the start of image i, resized to width x height."""
+    """Image to image: `init_images[i % len(init_images)]` is the start of image i, fitted to width x height by
+    `resize_mode` (serena.image_resize: 0 just resize, 1 crop and resize, 2 resize and fill, 3 latent upscale)."""
 
     mode: ClassVar[Literal["txt2img", "img2img"]] = "img2img"
     outdir_option: ClassVar[str] = "outdir_img2img"
 
     init_images: list[Any] = field(default_factory=list)
     denoising_strength: float | None = 0.75
+    resize_mode: int = 0
 
     def check(self) -> None:
         super().check()
@@ -186,6 +286,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         for index, image in enumerate(self.init_images):
             if not isinstance(image, Image):
                 raise InputError("init_images", f"init_images[{index}] must be a PIL image, got {type(image).__name__}")
+        self.resize_mode = find_resize_mode(self.resize_mode)
         strength = self.denoising_strength
         if not _is_number(strength) or not 0 < strength <= 1:
             raise InputError("denoising_strength", f"denoising_strength must be a number in (0, 1], got {strength!r}")
@@ -196,24 +297,90 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
                 "raise steps or denoising_strength",
             )
 
+    @property
+    def effective_denoising_strength(self) -> float | None:
+        return self.denoising_strength
+
     def pipeline(self, model: models.SdModel) -> Any:
         return model.img2img
 
-    def run_batch(self, model: models.SdModel, batch: int, kwargs: dict[str, Any]) -> list[Image]:
-        from PIL import Image as PILImage
-
+    def run_batch(
+        self, model: models.SdModel, batch: int, kwargs: dict[str, Any], variation: Variation | None = None
+    ) -> list[Image]:
         first = batch * self.batch_size
-        images = []
-        for index in range(first, first + self.batch_size):
-            image = self.init_images[index % len(self.init_images)].convert("RGB")
-            if image.size != (self.width, self.height):
-                image = image.resize((self.width, self.height), PILImage.Resampling.LANCZOS)
-            images.append(image)
+        images = [
+            resize_image(
+                self.init_images[index % len(self.init_images)].convert("RGB"),
+                self.resize_mode,
+                self.width,
+                self.height,
+            )
+            for index in range(first, first + self.batch_size)
+        ]
         del kwargs["width"], kwargs["height"]
-        return self.pipeline(model)(image=images, strength=self.denoising_strength, **kwargs).images
+        pipe = self.pipeline(model)
+        init: Any = images
+        if self.resize_mode == LATENT_RESIZE and any(image.size != (self.width, self.height) for image in images):
+            init = self._latents_resized(pipe, images, kwargs["generator"])
+        assert self.denoising_strength is not None
+        return img2img_pass(pipe, init, self.denoising_strength, kwargs, variation)
+
+    def _latents_resized(self, pipe: Any, images: list[Image], generators: list[Any]) -> Any:
+        """Each image encoded at its own size (its latents sampled with its own generator, as the pipeline does) and
+        its latents stretched to the output's; the pipeline takes latents in place of images."""
+        import torch
+
+        scale = pipe.vae_scale_factor
+        latents = []
+        for image, generator in zip(images, generators, strict=True):
+            pixels = pipe.image_processor.preprocess(image).to(device=pipe._execution_device, dtype=pipe.vae.dtype)
+            sample = pipe.vae.encode(pixels).latent_dist.sample(generator)
+            latents.append(
+                torch.nn.functional.interpolate(
+                    sample * pipe.vae.config.scaling_factor,
+                    size=(self.height // scale, self.width // scale),
+                    mode="bilinear",
+                )
+            )
+        return torch.cat(latents)
 
     def infotext_params(self) -> dict[str, Any]:
-        return {"Denoising strength": self.denoising_strength}
+        return {
+            "Denoising strength": self.denoising_strength,
+            "Resize mode": resize_mode_name(self.resize_mode) if self.resize_mode else None,
+        }
+
+
+def txt2img_pass(pipe: Any, p: StableDiffusionProcessing, kwargs: dict[str, Any], variation: Variation | None) -> Any:
+    """One txt2img pass; with a variation, the starting noise is drawn here from the seeds' generators as the
+    pipeline would (so they continue from the same state) and handed to it varied."""
+    if variation is not None and variation.active:
+        from diffusers.utils.torch_utils import randn_tensor
+
+        generators = kwargs["generator"]
+        scale = pipe.vae_scale_factor
+        shape = (len(generators), pipe.unet.config.in_channels, p.height // scale, p.width // scale)
+        noise = randn_tensor(shape, generator=generators, device=pipe._execution_device, dtype=pipe.text_encoder.dtype)
+        kwargs = {**kwargs, "latents": variation.apply(noise)}
+    return pipe(**kwargs).images
+
+
+def img2img_pass(pipe: Any, init: Any, strength: float, kwargs: dict[str, Any], variation: Variation | None) -> Any:
+    """One img2img pass over `init` (images, or latents); with a variation, the noise the pipeline draws is varied
+    on its way into the scheduler's add_noise."""
+    if variation is None or not variation.active:
+        return pipe(image=init, strength=strength, **kwargs).images
+    scheduler = pipe.scheduler
+    add_noise = scheduler.add_noise
+
+    def add_varied_noise(original_samples: Any, noise: Any, timesteps: Any) -> Any:
+        return add_noise(original_samples, variation.apply(noise), timesteps)
+
+    scheduler.add_noise = add_varied_noise
+    try:
+        return pipe(image=init, strength=strength, **kwargs).images
+    finally:
+        del scheduler.add_noise
 
 
 @dataclass(eq=False)
@@ -225,6 +392,11 @@ class Processed:
     negative_prompt: str
     seed: int
     all_seeds: list[int]
+    subseed: int
+    all_subseeds: list[int]
+    subseed_strength: float
+    seed_resize_from_w: int
+    seed_resize_from_h: int
     all_prompts: list[str]
     all_negative_prompts: list[str]
     infotexts: list[str]
@@ -233,6 +405,8 @@ class Processed:
     steps: int
     cfg_scale: float
     sampler_name: str
+    scheduler: str
+    styles: list[str]
     batch_size: int
     n_iter: int
     denoising_strength: float | None
@@ -246,6 +420,8 @@ class Processed:
     skipped_override_keys: list[str] = field(default_factory=list)
     callback_errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    # the web UI's: the first image that is not a grid (Serena never makes one)
+    index_of_first_image: int = 0
 
     @property
     def info(self) -> str:
@@ -325,11 +501,15 @@ def infotext_params(p: StableDiffusionProcessing, index: int) -> dict[str, Any]:
     params: dict[str, Any] = {
         "Steps": p.steps,
         "Sampler": p.sampler_name,
+        "Schedule type": p.scheduler if p.scheduler != samplers.AUTOMATIC else None,
         "CFG scale": f"{p.cfg_scale:g}",
         "Seed": p.all_seeds[index],
         "Size": f"{p.width}x{p.height}",
         "Model hash": model.short_hash,
         "Model": model.name,
+        "Variation seed": p.all_subseeds[index] if p.subseed_strength > 0 else None,
+        "Variation seed strength": f"{p.subseed_strength:g}" if p.subseed_strength > 0 else None,
+        "Seed resize from": "{}x{}".format(*p.seed_resize_from) if p.seed_resize_from else None,
         "Batch size": p.batch_size if p.batch_size > 1 else None,
         "Batch pos": index % p.batch_size if p.batch_size > 1 else None,
         **p.infotext_params(),

@@ -17,6 +17,7 @@ from serena import models, samplers, script_callbacks, shared
 from serena.errors import InputError
 from serena.images import save_image
 from serena.infotext import create_infotext
+from serena.noise import Variation
 from serena.option_checks import make_folder
 from serena.processing import MAX_SEED, Processed, StableDiffusionProcessing, infotext_params
 from serena.runtime_context import RuntimeContext
@@ -75,20 +76,32 @@ class ProcessingRunner:
         )
         sampler = samplers.find_sampler(p.sampler_name)
         p.sampler_name = sampler.name
+        schedule = samplers.find_schedule_type(p.scheduler)
+        p.scheduler = schedule.label
         clip_skip = self.clip_skip = snapshot["CLIP_stop_at_last_layers"]
         if clip_skip > model.text_encoder_layers:
             raise InputError(
                 "CLIP_stop_at_last_layers",
                 f"CLIP_stop_at_last_layers {clip_skip} exceeds the text encoder's {model.text_encoder_layers} layers",
             )
-        self.scheduler = samplers.build_scheduler(sampler, model.scheduler_config)
+        self.scheduler = samplers.build_scheduler(sampler, model.scheduler_config, schedule)
 
-        # 3. seeds and prompts
+        # 3. seeds, and prompts with their saved styles applied
         if p.seed == -1:
             p.seed = secrets.randbelow(MAX_SEED + 1)
         p.all_seeds = [p.seed + i for i in range(p.total_images)]
-        p.all_prompts = [p.prompt] * p.total_images
-        p.all_negative_prompts = [p.negative_prompt] * p.total_images
+        if p.subseed == -1:
+            # random only where it matters: without a variation strength the run stays a function of its inputs
+            p.subseed = secrets.randbelow(MAX_SEED + 1) if p.subseed_strength > 0 else p.seed
+        p.all_subseeds = [p.subseed + i for i in range(p.total_images)]
+        prompt, negative_prompt = p.prompt, p.negative_prompt
+        if p.styles:
+            from serena import styles  # only a run with styles reads the styles file
+
+            saved = styles.load_styles(cmd_opts.resolved_styles_file)
+            prompt, negative_prompt = styles.apply_styles(prompt, negative_prompt, list(p.styles), saved)
+        p.all_prompts = [prompt] * p.total_images
+        p.all_negative_prompts = [negative_prompt] * p.total_images
 
         # 4. extensions see the run as it will happen
         p.callback_errors += script_callbacks.run_callbacks("process", p)
@@ -100,7 +113,7 @@ class ProcessingRunner:
 
         p, snapshot = self.p, self.snapshot
         state = shared.state
-        state.begin(p.mode, p.n_iter)
+        state.begin(p.mode, p.n_iter * p.jobs_per_batch)
         previous_threads = torch.get_num_threads()
         if snapshot["num_threads"] > 0:
             torch.set_num_threads(snapshot["num_threads"])
@@ -130,6 +143,11 @@ class ProcessingRunner:
             negative_prompt=p.negative_prompt,
             seed=p.seed,
             all_seeds=list(p.all_seeds),
+            subseed=p.subseed,
+            all_subseeds=list(p.all_subseeds),
+            subseed_strength=p.subseed_strength,
+            seed_resize_from_w=p.seed_resize_from_w,
+            seed_resize_from_h=p.seed_resize_from_h,
             all_prompts=list(p.all_prompts),
             all_negative_prompts=list(p.all_negative_prompts),
             infotexts=self.infotexts,
@@ -138,9 +156,11 @@ class ProcessingRunner:
             steps=p.steps,
             cfg_scale=p.cfg_scale,
             sampler_name=p.sampler_name,
+            scheduler=p.scheduler,
+            styles=list(p.styles),
             batch_size=p.batch_size,
             n_iter=p.n_iter,
-            denoising_strength=p.denoising_strength if p.mode == "img2img" else None,
+            denoising_strength=p.effective_denoising_strength,
             sd_model_name=self.model.name,
             sd_model_hash=self.model.short_hash,
             clip_skip=self.clip_skip,
@@ -202,7 +222,15 @@ class ProcessingRunner:
             "callback_on_step_end": on_step_end,
             "callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"] if p.step_callback else ["latents"],
         }
-        batch_images = p.run_batch(model, batch, kwargs)
+        variation = Variation(
+            seeds=tuple(seeds),
+            subseeds=tuple(p.all_subseeds[first : first + p.batch_size]),
+            strength=float(p.subseed_strength),
+            resize_from=p.seed_resize_from,
+            latent_scale=p.pipeline(model).vae_scale_factor,
+            generator_device=generator_device,
+        )
+        batch_images = p.run_batch(model, batch, kwargs, variation)
         batch_cut_short = state.interrupted or state.skipped
         for offset, image in enumerate(batch_images):
             index = first + offset

@@ -1,4 +1,4 @@
-"""Samplers by the names web-UI users know, mapped to diffusers schedulers and the prediction types they support."""
+"""Samplers and schedule types by the names web-UI users know, mapped to diffusers schedulers and their configs."""
 
 from __future__ import annotations
 
@@ -101,10 +101,96 @@ def samplers_for(prediction_type: str) -> list[SamplerInfo]:
     return [info for info in SAMPLERS if info.supports(prediction_type)]
 
 
-def build_scheduler(info: SamplerInfo, base_config: Mapping[str, Any]) -> Any:
-    """A fresh scheduler for `info`, configured from the model's own scheduler config."""
+@dataclass(frozen=True)
+class ScheduleType:
+    """A schedule type (the web UI's `scheduler` field): how the sampler spaces its noise levels over the steps,
+    as the diffusers config keys that express it. `name`, `label`, `aliases`, `default_rho` and `need_inner_model` are
+    what the web UI's /sdapi/v1/schedulers lists."""
+
+    name: str
+    label: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    default_rho: float = -1.0
+    need_inner_model: bool = False
+
+
+AUTOMATIC = "Automatic"
+# Only the schedule types diffusers computes; the web UI's others (Polyexponential, KL Optimal, Align Your Steps,
+# Simple, Normal, DDIM) are refused by name rather than approximated.
+SCHEDULE_TYPES: tuple[ScheduleType, ...] = (
+    # the sampler's own spacing under the model's scheduler config
+    ScheduleType("automatic", AUTOMATIC),
+    # timesteps evenly spaced over the whole training range, first and last included
+    ScheduleType("uniform", "Uniform", {"timestep_spacing": "linspace"}, need_inner_model=True),
+    ScheduleType("karras", "Karras", {"use_karras_sigmas": True}, default_rho=7.0),
+    ScheduleType("exponential", "Exponential", {"use_exponential_sigmas": True}),
+    # evenly spaced from the last training timestep, the final one left out (SGM's uniform discretization)
+    ScheduleType(
+        "sgm_uniform", "SGM Uniform", {"timestep_spacing": "trailing"}, aliases=("SGMUniform",), need_inner_model=True
+    ),
+    ScheduleType("beta", "Beta", {"use_beta_sigmas": True}),
+)
+UNSUPPORTED_SCHEDULE_TYPES = ("Polyexponential", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM")
+
+_SCHEDULE_BY_NAME: dict[str, ScheduleType] = {}
+for _schedule in SCHEDULE_TYPES:
+    for _name in (_schedule.name, _schedule.label, *_schedule.aliases):
+        _SCHEDULE_BY_NAME[_name.lower()] = _schedule
+
+
+def schedule_type_labels() -> list[str]:
+    return [schedule.label for schedule in SCHEDULE_TYPES]
+
+
+def find_schedule_type(name: str | None) -> ScheduleType:
+    """The schedule type called `name` (label, name or alias, case-insensitive; None or "" is Automatic)."""
+    if name is None or not str(name).strip():
+        return SCHEDULE_TYPES[0]
+    schedule = _SCHEDULE_BY_NAME.get(str(name).strip().lower())
+    if schedule is None:
+        unsupported = str(name).strip().lower() in {label.lower() for label in UNSUPPORTED_SCHEDULE_TYPES}
+        why = "is a web-UI schedule type diffusers cannot compute" if unsupported else "is not a schedule type"
+        raise InputError("scheduler", f"scheduler {name!r} {why}; valid: {', '.join(schedule_type_labels())}")
+    return schedule
+
+
+def _scheduler_accepts(scheduler: str, key: str) -> bool:
+    import inspect
+
     import diffusers
 
+    return key in inspect.signature(getattr(diffusers, scheduler).__init__).parameters
+
+
+def check_schedule(info: SamplerInfo, schedule: ScheduleType) -> None:
+    """Refuse a schedule type the sampler cannot run (InputError naming `scheduler`): one whose config keys its
+    diffusers scheduler lacks, or one that contradicts the schedule a sampler name already carries (LMS Karras)."""
+    if schedule.label == AUTOMATIC:
+        return
+    own = {key: value for key, value in info.config.items() if key.startswith("use_") and key.endswith("_sigmas")}
+    if own and dict(own) != {key: value for key, value in schedule.config.items() if key in own}:
+        raise InputError(
+            "scheduler",
+            f"scheduler {schedule.label!r} contradicts sampler_name {info.name!r}, which sets its own schedule; "
+            f"use scheduler 'Automatic', or the sampler without the schedule in its name",
+        )
+    for key in schedule.config:
+        if not _scheduler_accepts(info.scheduler, key):
+            raise InputError(
+                "scheduler",
+                f"scheduler {schedule.label!r} is not supported with {info.name} (diffusers' {info.scheduler} has no "
+                f"{key}); use 'Automatic'"
+                + (" or 'Uniform' / 'SGM Uniform'" if _scheduler_accepts(info.scheduler, "timestep_spacing") else ""),
+            )
+
+
+def build_scheduler(info: SamplerInfo, base_config: Mapping[str, Any], schedule: ScheduleType | None = None) -> Any:
+    """A fresh scheduler for `info` with `schedule` (default Automatic), configured from the model's own config."""
+    import diffusers
+
+    schedule = schedule or SCHEDULE_TYPES[0]
+    check_schedule(info, schedule)
     prediction_type = base_config.get("prediction_type", "epsilon")
     if not info.supports(prediction_type):
         supported = ", ".join(s.name for s in samplers_for(prediction_type))
@@ -119,7 +205,7 @@ def build_scheduler(info: SamplerInfo, base_config: Mapping[str, Any]) -> Any:
         config["prediction_type"] = "epsilon"
     else:
         cls = getattr(diffusers, info.scheduler)
-    return cls.from_config(config, **dict(info.config))
+    return cls.from_config(config, **{**info.config, **schedule.config})
 
 
 @cache

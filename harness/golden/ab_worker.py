@@ -15,6 +15,27 @@ from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
+# harness.golden.cases.GENERATION_FIELDS' names
+GENERATION_FIELDS = (
+    "scheduler",
+    "subseed",
+    "subseed_strength",
+    "seed_resize_from_w",
+    "seed_resize_from_h",
+    "styles",
+    "resize_mode",
+    "enable_hr",
+    "hr_scale",
+    "hr_resize_x",
+    "hr_resize_y",
+    "hr_upscaler",
+    "hr_second_pass_steps",
+    "hr_sampler_name",
+    "hr_scheduler",
+    "hr_prompt",
+    "hr_negative_prompt",
+)
+
 
 # Copied from harness.golden.cases.Case.processing_kwargs (ab_worker imports nothing from harness);
 # test/smoke/harness/test_golden_copies.py::test_the_ab_worker_builds_the_same_processing_kwargs checks they agree.
@@ -34,8 +55,9 @@ def processing_kwargs(params: dict[str, Any], known_options: Container[str]) -> 
         "n_iter": params.get("n_iter", 1),
         "override_settings": {k: v for k, v in params["override_settings"].items() if k in known_options},
         "do_not_save_samples": True,
+        **{name: params[name] for name in GENERATION_FIELDS if name in params},
     }
-    if params["mode"] == "img2img":
+    if params["denoising_strength"] is not None:
         kwargs["denoising_strength"] = params["denoising_strength"]
     return kwargs
 

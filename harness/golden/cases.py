@@ -38,6 +38,29 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool, Any]] = {
     "description": ((str,), False, ""),
     "quarantine": ((dict,), False, None),
 }
+# Request fields beyond the basics, named as in StableDiffusionProcessing and the HTTP API (the CLI's flag is the name
+# with dashes): set in a case only when it uses them, and part of its digest only then, so older cases keep theirs.
+GENERATION_FIELDS: dict[str, tuple[type, ...]] = {
+    "scheduler": (str,),
+    "subseed": (int,),
+    "subseed_strength": (int, float),
+    "seed_resize_from_w": (int,),
+    "seed_resize_from_h": (int,),
+    "styles": (list,),
+    "resize_mode": (int,),
+    # txt2img: the hires fix (its denoising_strength is the case's own field)
+    "enable_hr": (bool,),
+    "hr_scale": (int, float),
+    "hr_resize_x": (int,),
+    "hr_resize_y": (int,),
+    "hr_upscaler": (str,),
+    "hr_second_pass_steps": (int,),
+    "hr_sampler_name": (str,),
+    "hr_scheduler": (str,),
+    "hr_prompt": (str,),
+    "hr_negative_prompt": (str,),
+}
+_FIELDS.update({name: (types, False, None) for name, types in GENERATION_FIELDS.items()})
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,8 @@ class Case:
     init_image: str | None = None
     denoising_strength: float | None = None
     override_settings: Mapping[str, Any] = field(default_factory=dict)
+    # the GENERATION_FIELDS the case sets
+    generation: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     source: str = ""  # the TOML file it came from
     init_image_sha256: str | None = None  # of a shipped init image file, part of the digest
@@ -99,6 +124,7 @@ class Case:
         }
         if self.n_iter != 1:
             params["n_iter"] = self.n_iter
+        params.update(sorted(self.generation.items()))
         return params
 
     @property
@@ -123,8 +149,9 @@ class Case:
             "n_iter": self.n_iter,
             "override_settings": dict(self.override_settings),
             "do_not_save_samples": True,
+            **self.generation,
         }
-        if self.mode == "img2img":
+        if self.denoising_strength is not None:
             kwargs["denoising_strength"] = self.denoising_strength
         return kwargs
 
@@ -140,7 +167,7 @@ class Case:
 
 def _check_field(where: str, name: str, value: Any) -> Any:
     types, _, _ = _FIELDS[name]
-    if isinstance(value, bool) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         expected = " or ".join(t.__name__ for t in types)
         raise GoldenError(f"{where}: field {name!r} expects {expected}, got {value!r}")
     return float(value) if float in types else value
@@ -177,10 +204,19 @@ def parse_case(table: Mapping[str, Any], source: Path, cases_dir: Path, index: i
         if values["denoising_strength"] is None:
             raise GoldenError(f"{where}: img2img needs field 'denoising_strength'")
         init_sha = _check_init_image(where, values["init_image"], cases_dir)
-    elif values["init_image"] is not None or values["denoising_strength"] is not None:
-        raise GoldenError(f"{where}: fields 'init_image' and 'denoising_strength' are for img2img cases only")
+    elif any(values[name] is not None for name in ("init_image", "resize_mode")):
+        raise GoldenError(f"{where}: fields 'init_image' and 'resize_mode' are for img2img cases only")
+    elif values["denoising_strength"] is not None and not values["enable_hr"]:
+        raise GoldenError(
+            f"{where}: field 'denoising_strength' is for img2img cases and txt2img cases with enable_hr = true"
+        )
     # the validated fields are exactly Case's fields, by name
     values["override_settings"] = dict(values["override_settings"])
+    if values["styles"] is not None and not all(isinstance(name, str) for name in values["styles"]):
+        raise GoldenError(f"{where}: field 'styles' expects a list of style names, got {values['styles']!r}")
+    values["generation"] = {name: values.pop(name) for name in GENERATION_FIELDS if values.get(name) is not None}
+    for name in GENERATION_FIELDS:
+        values.pop(name, None)
     if values["quarantine"] is not None:
         values["quarantine"] = _parse_quarantine(where, values["quarantine"])
     return Case(**values, source=str(source), init_image_sha256=init_sha)

@@ -101,11 +101,13 @@ def api_request(case: Case, cases_dir: Path, threads: int) -> tuple[str, dict[st
         "override_settings": {**case.override_settings, "num_threads": threads},
         "send_images": True,
         "save_images": False,
+        **case.generation,
     }
+    if case.denoising_strength is not None:
+        body["denoising_strength"] = case.denoising_strength
     if case.mode == "img2img":
         buffer = io.BytesIO()
         init_image(case, cases_dir).save(buffer, "PNG")
-        body["denoising_strength"] = case.denoising_strength
         body["init_images"] = [base64.b64encode(buffer.getvalue()).decode("ascii")]
     return f"/sdapi/v1/{case.mode}", body
 
@@ -213,6 +215,19 @@ def cli_overrides(case: Case, threads: int) -> list[str]:
     return arguments
 
 
+def _generation_arguments(case: Case) -> list[str]:
+    """The case's GENERATION_FIELDS as CLI flags: --name-with-dashes=VALUE, and --style once per style."""
+    arguments = []
+    for name, value in case.generation.items():
+        if name == "styles":
+            arguments += [f"--style={style}" for style in value]
+        elif isinstance(value, bool):
+            arguments.append(f"--{'' if value else 'no-'}{name.replace('_', '-')}")
+        else:
+            arguments.append(f"--{name.replace('_', '-')}={_override_text(value)}")
+    return arguments
+
+
 def cli_arguments(
     case: Case, *, init_path: Path | None, out_dir: Path, data_dir: Path, extensions_dir: Path, threads: int
 ) -> list[str]:
@@ -223,6 +238,7 @@ def cli_arguments(
     arguments = [
         f"--data-dir={data_dir}",
         f"--extensions-dir={extensions_dir}",
+        f"--styles-file={shared.cmd_opts.resolved_styles_file}",
         f"--device={shared.cmd_opts.device}",
         f"--precision={shared.cmd_opts.precision}",
         f"--model={shared.opts.sd_model_checkpoint}",
@@ -238,11 +254,14 @@ def cli_arguments(
         f"--height={case.height}",
         f"--batch-size={case.batch_size}",
         f"--n-iter={case.n_iter}",
+        *_generation_arguments(case),
         f"--out={out_dir}",
     ]
     if case.mode == "img2img":
-        assert init_path is not None and case.denoising_strength is not None
-        arguments += [f"--init={init_path}", f"--denoising-strength={case.denoising_strength!r}"]
+        assert init_path is not None
+        arguments.append(f"--init={init_path}")
+    if case.denoising_strength is not None:
+        arguments.append(f"--denoising-strength={case.denoising_strength!r}")
     return arguments + cli_overrides(case, threads)
 
 
@@ -490,7 +509,7 @@ def compare_frontends(
     report = FrontendsReport(tuple(dict.fromkeys(vias)), selection)
     if not chosen:
         return report  # no server to start: each front end's check is inconclusive, nothing selected
-    with isolated_runtime(device, precision), ExitStack() as stack:
+    with isolated_runtime(device, precision, cases_dir), ExitStack() as stack:
         frontends = {via: stack.enter_context(open_frontend(via)) for via in report.vias}
         for position, case in enumerate(chosen, start=1):
             if progress is not None:

@@ -224,7 +224,7 @@ class GoldenPlugin:
         from harness.golden.runner import isolated_runtime
         from harness.golden.set_key import fingerprint
 
-        self.runtime.enter_context(isolated_runtime(self.device, self.precision))
+        self.runtime.enter_context(isolated_runtime(self.device, self.precision, self.cases_dir))
         self.machine = fingerprint(self.device, self.cfg["golden.num_threads"])
 
     def run_case_item(self, case: Case) -> None:

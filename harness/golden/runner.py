@@ -38,8 +38,9 @@ class CaseRun:
 
 
 @contextmanager
-def isolated_runtime(device: str = "cpu", precision: str = "fp32") -> Iterator[None]:
-    """Default options and a throwaway data dir for the block, so goldens never depend on a user's config."""
+def isolated_runtime(device: str = "cpu", precision: str = "fp32", cases_dir: Path | None = None) -> Iterator[None]:
+    """Default options and a throwaway data dir for the block, so goldens never depend on a user's config; the saved
+    prompt styles are the cases' own (<cases_dir>/styles.csv) when `cases_dir` is given."""
     from serena import shared
     from serena.cmd_args import CmdOpts
 
@@ -47,13 +48,21 @@ def isolated_runtime(device: str = "cpu", precision: str = "fp32") -> Iterator[N
     saved_cmd, saved_device = shared.cmd_opts, shared.device
     with tempfile.TemporaryDirectory(prefix="serena-golden-") as data_dir:
         shared.opts.reset()
-        shared.cmd_opts = CmdOpts(data_dir=Path(data_dir), device=device, precision=precision)  # type: ignore[arg-type]
+        shared.cmd_opts = CmdOpts(
+            data_dir=Path(data_dir),
+            device=device,  # type: ignore[arg-type]
+            precision=precision,  # type: ignore[arg-type]
+            styles_file=cases_dir / STYLES_FILE if cases_dir is not None else None,
+        )
         shared.device = device
         try:
             yield
         finally:
             shared.opts.data.update(saved_data)
             shared.cmd_opts, shared.device = saved_cmd, saved_device
+
+
+STYLES_FILE = "styles.csv"  # the golden cases' saved prompt styles, beside their TOML files
 
 
 def build_processing(case: Case, cases_dir: Path, overrides: dict[str, Any]) -> Any:

@@ -93,7 +93,7 @@ def run_goldens(
     here = fingerprint(device, threads)
     today = datetime.now(UTC).date()
     drift_machine = here if cfg["golden.drift"] == "fail" else None
-    with isolated_runtime(device, precision):
+    with isolated_runtime(device, precision, cases_dir):
         for position, case in enumerate(chosen, start=1):
             if progress is not None:
                 progress(case, position, len(chosen))

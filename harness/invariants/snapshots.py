@@ -191,6 +191,7 @@ def seam_api() -> str:
 
 
 SCHEDULE_STEPS = (1, 4, 10, 20)
+SCHEDULE_TYPE_STEPS = 10
 # besides the shipped model's own prediction type ("sample"), the one the noise-only samplers (DPM2, PLMS) need
 EXTRA_PREDICTION = "epsilon"
 
@@ -275,7 +276,39 @@ def sampler_schedules() -> str:
         for prediction_type in prediction_types:
             base_config = {**shipped, "prediction_type": prediction_type}
             lines += _schedule_lines(f"{info.name} | {prediction_type}", info, base_config)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _schedule_type_lines(shipped)) + "\n"
+
+
+def _schedule_type_lines(shipped: dict[str, Any]) -> list[str]:
+    """Each schedule type (the `scheduler` field) with each sampler, for epsilon at SCHEDULE_TYPE_STEPS steps: the
+    sigmas (or timesteps) it sets, or the refusal. Empty for a runtime without schedule types."""
+    from serena import samplers
+    from serena.errors import InputError
+
+    schedule_types = getattr(samplers, "SCHEDULE_TYPES", ())
+    if not schedule_types:
+        return []
+    lines = [
+        f"# Schedule types (the scheduler field) with each sampler, for epsilon at {SCHEDULE_TYPE_STEPS} steps: "
+        "sigmas, or timesteps for samplers without sigmas, or why it is refused. Automatic is the records above.",
+    ]
+    base_config = {**shipped, "prediction_type": EXTRA_PREDICTION}
+    for schedule in schedule_types[1:]:
+        table = {"config": dict(schedule.config), "aliases": list(schedule.aliases)}
+        lines.append(f"{schedule.label} | table | " + ", ".join(f"{k}={_figure(v)}" for k, v in table.items()))
+        for info in samplers.SAMPLERS:
+            at = f"{schedule.label} | {info.name}"
+            try:
+                scheduler = samplers.build_scheduler(info, base_config, schedule)
+            except InputError as exc:
+                lines.append(f"{at} | refused: {exc}")
+                continue
+            scheduler.set_timesteps(SCHEDULE_TYPE_STEPS, device="cpu")
+            if getattr(scheduler, "sigmas", None) is not None:
+                lines.append(f"{at} | sigmas {_figures(scheduler.sigmas)}")
+            else:
+                lines.append(f"{at} | timesteps {_figures(scheduler.timesteps)}")
+    return lines
 
 
 def _api_schema(name: str) -> Callable[[], str]:

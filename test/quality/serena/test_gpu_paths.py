@@ -53,7 +53,7 @@ def generation_on(monkeypatch: pytest.MonkeyPatch, device: str, randn_source: st
         recorded.model_devices.append(device)
         return real_load(checkpoint, cmd_opts, "cpu", **kwargs)  # the real model, on the device there is
 
-    def run_batch(self: Any, model: Any, batch: int, kwargs: dict[str, Any]) -> list[Any]:
+    def run_batch(self: Any, model: Any, batch: int, kwargs: dict[str, Any], variation: Any = None) -> list[Any]:
         return [Image.new("RGB", (self.width, self.height)) for _ in kwargs["generator"]]
 
     monkeypatch.setattr(torch, "Generator", FakeGenerator)

@@ -424,10 +424,12 @@ def test_selection_patterns_are_case_sensitive_globs_or_exact_ids(shipped: list[
     assert [c.id for c in Selection().apply(shipped)] == ids
     assert Selection().is_full and not Selection(("t2i-*",)).is_full and not Selection(shard=(1, 2)).is_full
     assert [c.id for c in Selection(("t2i-euler",)).apply(shipped)] == ["t2i-euler"]
-    assert [c.id for c in Selection(("t2i-euler*",)).apply(shipped)] == [
-        "t2i-euler",
+    assert [c.id for c in Selection(("t2i-euler*",)).apply(shipped)] == [i for i in ids if i.startswith("t2i-euler")]
+    assert [c.id for c in Selection(("t2i-euler-a*",)).apply(shipped)] == [
         "t2i-euler-a",
         "t2i-euler-a-batches",
+        "t2i-euler-a-variation-0",
+        "t2i-euler-a-variation-03",
     ]
     both = Selection(("i2i-*", "t2i-lcm")).apply(shipped)
     assert [c.id for c in both] == [i for i in ids if i.startswith("i2i-") or i == "t2i-lcm"]

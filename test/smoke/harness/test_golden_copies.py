@@ -23,6 +23,12 @@ def test_the_ab_worker_builds_the_same_processing_kwargs(case: Case) -> None:
     assert ab_worker.processing_kwargs(case.params(), known) == case.processing_kwargs()
 
 
+def test_the_ab_worker_knows_every_generation_field() -> None:
+    from harness.golden.cases import GENERATION_FIELDS
+
+    assert tuple(GENERATION_FIELDS) == ab_worker.GENERATION_FIELDS
+
+
 def test_the_ab_worker_drops_options_the_base_checkout_does_not_know() -> None:
     case = next(case for case in SHIPPED_CASES if case.override_settings)
     params = case.params()

@@ -16,8 +16,12 @@ NOISE_ONLY = ("DPM2", "DPM2 Karras", "DPM2 a", "DPM2 a Karras", "PLMS")
 
 def test_every_sampler_name_is_recorded_with_its_schedule() -> None:
     text = (REPO_ROOT / "invariants" / "snapshots" / "sampler-schedules.txt").read_text(encoding="utf-8")
-    recorded = {line.split(" | ")[0] for line in text.splitlines() if not line.startswith("#") and " | " in line}
+    records = [line.split(" | ") for line in text.splitlines() if not line.startswith("#") and " | " in line]
+    recorded = {fields[0] for fields in records} - set(samplers.schedule_type_labels())
     assert recorded == set(samplers.sampler_names()) and len(recorded) == 19
+    # and every sampler under every schedule type but Automatic: its sigmas, or why it is refused
+    for label in samplers.schedule_type_labels()[1:]:
+        assert {fields[1] for fields in records if fields[0] == label} == {"table", *samplers.sampler_names()}
     for name in samplers.sampler_names():
         assert f"{name} | epsilon | 20 steps | timesteps " in text
     for name in NOISE_ONLY:
@@ -41,4 +45,5 @@ def test_karras_sigmas_off_for_one_sampler_fails_naming_only_that_sampler(
     assert "-DPM2 Karras | epsilon | config use_karras_sigmas = True" in changed
     assert "+DPM2 Karras | epsilon | config use_karras_sigmas = False" in changed
     assert any(line.startswith("+DPM2 Karras | epsilon | 10 steps | sigmas ") for line in changed)
-    assert {line[1:].split(" | ")[0] for line in changed} == {"DPM2 Karras"}
+    # each changed line is that sampler's: its own records, or its line under a schedule type (which it now accepts)
+    assert all("DPM2 Karras" in line[1:].split(" | ")[:2] for line in changed), changed

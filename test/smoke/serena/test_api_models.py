@@ -144,14 +144,8 @@ def test_web_ui_fields_serena_does_not_implement_are_found_unless_they_are_no_op
     models = request_models(SMALL)
     no_ops = {
         "enable_hr": False,
-        "hr_scale": 4,  # no effect while enable_hr is off
-        "styles": [],
-        "subseed": 1234,  # no effect while subseed_strength is 0
-        "subseed_strength": 0,
-        "seed_resize_from_h": -1,
-        "seed_resize_from_w": 64,  # the width itself
-        "width": 64,
-        "scheduler": "Automatic",
+        "hr_checkpoint_name": "other-model",  # no effect while enable_hr is off
+        "firstphase_width": 512,
         "alwayson_scripts": {},
         "s_noise": 1.0,
         "force_task_id": "task-1",
@@ -160,18 +154,19 @@ def test_web_ui_fields_serena_does_not_implement_are_found_unless_they_are_no_op
     assert models.txt2img.model_validate(no_ops).unsupported_fields() == []
     changing = {
         "enable_hr": True,
-        "styles": ["cinematic"],
-        "subseed_strength": 0.5,
-        "seed_resize_from_h": 512,
-        "scheduler": "Karras",
+        "hr_checkpoint_name": "other-model",
+        "firstpass_image": "abc",
         "alwayson_scripts": {"controlnet": {"args": []}},
         "tiling": True,
         "made_up_field": 1,
     }
     request = models.txt2img.model_validate({**changing, "override_settings": {"not_an_option": 1}})
     found = dict(request.unsupported_fields())
-    assert set(found) == set(changing)
-    assert found["enable_hr"] == "not supported by Serena (hires fix); accepted: null or false"
+    assert set(found) == set(changing) - {"enable_hr"}
+    assert found["hr_checkpoint_name"] == (
+        "not supported by Serena (hires fix with another checkpoint); accepted: "
+        'null, "" or "Use same checkpoint", or any while enable_hr is off'
+    )
     assert found["made_up_field"] == "not a field of the web-UI API"
     assert "made_up_field" not in request.echo() and request.echo()["enable_hr"] is True
     assert request.processing_args()["override_settings"] == {"not_an_option": 1}
@@ -179,11 +174,54 @@ def test_web_ui_fields_serena_does_not_implement_are_found_unless_they_are_no_op
         {"init_images": ["x"], "mask": "abc", "mask_blur": 4, "inpainting_fill": 1, "resize_mode": 1}
     )
     # with a mask, the mask's own fields matter too
-    assert [name for name, _ in img2img.unsupported_fields()] == ["resize_mode", "mask", "mask_blur", "inpainting_fill"]
+    assert [name for name, _ in img2img.unsupported_fields()] == ["mask", "mask_blur", "inpainting_fill"]
+    assert img2img.resize_mode == 1
     # txt2img's own fields are not img2img's and the reverse: an img2img field sent to txt2img is unknown
     assert dict(models.txt2img.model_validate({"mask": "abc"}).unsupported_fields()) == {
         "mask": "not a field of the web-UI API"
     }
+
+
+def test_implemented_web_ui_fields_reach_processing() -> None:
+    fields = {
+        "styles": ["cinematic", "film grain"],
+        "scheduler": "Karras",
+        "subseed": 1234,
+        "subseed_strength": 0.5,
+        "seed_resize_from_w": 48,
+        "seed_resize_from_h": 56,
+    }
+    request = request_models(SMALL).txt2img.model_validate(fields)
+    assert request.unsupported_fields() == []
+    assert {name: request.processing_args()[name] for name in fields} == fields
+    # null means the default, as for every other field
+    defaults = request_models(SMALL).txt2img.model_validate(dict.fromkeys(fields)).processing_args()
+    assert {name: defaults[name] for name in fields} == {
+        "styles": [],
+        "scheduler": "Automatic",
+        "subseed": -1,
+        "subseed_strength": 0.0,
+        "seed_resize_from_w": -1,
+        "seed_resize_from_h": -1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("scheduler", "Polyexponential", "diffusers cannot compute"),
+        ("scheduler", "Wobbly", "is not a schedule type"),
+        ("subseed_strength", 1.5, "less than or equal to 1"),
+        ("subseed", -2, "greater than or equal to -1"),
+    ],
+)
+def test_implemented_web_ui_fields_refuse_bad_values(field: str, value: object, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        request_models(SMALL).txt2img.model_validate({field: value})
+    (error,) = caught.value.errors()
+    assert error["loc"] == (field,) and message in error["msg"]
 
 
 def test_null_means_the_default() -> None:
@@ -279,7 +317,36 @@ def test_openapi_document_lists_the_endpoints_and_states_the_limits() -> None:
     document = openapi_document()
     assert set(document["paths"]) == {
         f"/sdapi/v1/{name}"
-        for name in ("txt2img", "img2img", "options", "samplers", "sd-models", "progress", "interrupt", "skip")
+        for name in (
+            "txt2img",
+            "img2img",
+            "options",
+            "samplers",
+            "sd-models",
+            "progress",
+            "interrupt",
+            "skip",
+            # what clients call when they connect (serena/api_routes.py)
+            "schedulers",
+            "upscalers",
+            "latent-upscale-modes",
+            "prompt-styles",
+            "sd-vae",
+            "loras",
+            "hypernetworks",
+            "face-restorers",
+            "realesrgan-models",
+            "embeddings",
+            "scripts",
+            "script-info",
+            "extensions",
+            "cmd-flags",
+            "memory",
+            "png-info",
+            "refresh-checkpoints",
+            "refresh-vae",
+            "refresh-loras",
+        )
     }
     assert set(document["paths"]["/sdapi/v1/options"]) == {"get", "post"}
     schemas = document["components"]["schemas"]
