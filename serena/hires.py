@@ -232,4 +232,4 @@ def run_batch(
         generator=[torch.Generator(device=variation.generator_device).manual_seed(seed) for seed in variation.seeds],
     )
     shared.state.next_job(int(second_pass_steps(p) * strength_of(p)))
-    return img2img_pass(pipe, upscaled, strength_of(p), hr_kwargs, variation)
+    return img2img_pass(pipe, p, upscaled, strength_of(p), hr_kwargs, variation)

@@ -108,6 +108,7 @@ _CONVERSIONS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "Hires negative prompt": ("param", "hr_negative_prompt", str),
     "Clip skip": ("override", "CLIP_stop_at_last_layers", int),
     "Eta DDIM": ("override", "eta_ddim", float),
+    "Emphasis": ("override", "emphasis", str),
     "RNG": ("override", "randn_source", str),
 }
 

@@ -62,6 +62,22 @@ OPTION_TEMPLATES: dict[str, OptionInfo] = {
     "CLIP_stop_at_last_layers": OptionInfo(
         1, "Clip skip: stop the text encoder this many layers from its end", "sd", "int", minimum=1, maximum=12
     ),
+    "emphasis": OptionInfo(
+        "Original",
+        "Prompt emphasis: (word:1.2) weights with the mean restored (Original), without it (No norm), parsed but "
+        "unweighted (Ignore), or no syntax at all (None)",
+        "sd",
+        "str",
+        choices=("Original", "No norm", "Ignore", "None"),
+    ),
+    "comma_padding_backtrack": OptionInfo(
+        20,
+        "Prompts over 75 tokens: end a chunk at a comma this many tokens back at most, rather than mid-phrase",
+        "sd",
+        "int",
+        minimum=0,
+        maximum=74,
+    ),
     "randn_source": OptionInfo(
         "CPU", "Where initial noise is drawn (CPU keeps seeds device-independent)", "sd", "str", choices=("CPU", "GPU")
     ),

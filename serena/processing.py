@@ -323,7 +323,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         if self.resize_mode == LATENT_RESIZE and any(image.size != (self.width, self.height) for image in images):
             init = self._latents_resized(pipe, images, kwargs["generator"])
         assert self.denoising_strength is not None
-        return img2img_pass(pipe, init, self.denoising_strength, kwargs, variation)
+        return img2img_pass(pipe, self, init, self.denoising_strength, kwargs, variation)
 
     def _latents_resized(self, pipe: Any, images: list[Image], generators: list[Any]) -> Any:
         """Each image encoded at its own size (its latents sampled with its own generator, as the pipeline does) and
@@ -351,9 +351,31 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         }
 
 
+def conditioning(pipe: Any, p: StableDiffusionProcessing, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` with its prompt and negative_prompt lists replaced by their embeddings, encoded the web UI's way
+    (serena.text_encoding: emphasis, BREAK, 75-token chunks, clip skip on both) under the run's options."""
+    from serena.text_encoding import encode_batch
+
+    assert p.opts_snapshot is not None
+    snapshot = p.opts_snapshot
+    kwargs = dict(kwargs)
+    prompt_embeds, negative_prompt_embeds = encode_batch(
+        pipe.tokenizer,
+        pipe.text_encoder,
+        list(kwargs.pop("prompt")),
+        list(kwargs.pop("negative_prompt")),
+        clip_skip=snapshot["CLIP_stop_at_last_layers"],
+        emphasis=snapshot["emphasis"],
+        device=pipe._execution_device,
+        comma_padding_backtrack=snapshot["comma_padding_backtrack"],
+    )
+    return {**kwargs, "prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
+
+
 def txt2img_pass(pipe: Any, p: StableDiffusionProcessing, kwargs: dict[str, Any], variation: Variation | None) -> Any:
     """One txt2img pass; with a variation, the starting noise is drawn here from the seeds' generators as the
     pipeline would (so they continue from the same state) and handed to it varied."""
+    kwargs = conditioning(pipe, p, kwargs)
     if variation is not None and variation.active:
         from diffusers.utils.torch_utils import randn_tensor
 
@@ -365,9 +387,17 @@ def txt2img_pass(pipe: Any, p: StableDiffusionProcessing, kwargs: dict[str, Any]
     return pipe(**kwargs).images
 
 
-def img2img_pass(pipe: Any, init: Any, strength: float, kwargs: dict[str, Any], variation: Variation | None) -> Any:
+def img2img_pass(
+    pipe: Any,
+    p: StableDiffusionProcessing,
+    init: Any,
+    strength: float,
+    kwargs: dict[str, Any],
+    variation: Variation | None,
+) -> Any:
     """One img2img pass over `init` (images, or latents); with a variation, the noise the pipeline draws is varied
     on its way into the scheduler's add_noise."""
+    kwargs = conditioning(pipe, p, kwargs)
     if variation is None or not variation.active:
         return pipe(image=init, strength=strength, **kwargs).images
     scheduler = pipe.scheduler
@@ -514,6 +544,7 @@ def infotext_params(p: StableDiffusionProcessing, index: int) -> dict[str, Any]:
         "Batch pos": index % p.batch_size if p.batch_size > 1 else None,
         **p.infotext_params(),
         "Clip skip": snapshot["CLIP_stop_at_last_layers"] if snapshot["CLIP_stop_at_last_layers"] > 1 else None,
+        "Emphasis": snapshot["emphasis"] if snapshot["emphasis"] != "Original" else None,
         "Eta DDIM": f"{p.effective_eta(snapshot):g}" if sampler.uses_eta and p.effective_eta(snapshot) != 0 else None,
         "RNG": snapshot["randn_source"] if snapshot["randn_source"] != "CPU" else None,
     }

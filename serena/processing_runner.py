@@ -218,7 +218,6 @@ class ProcessingRunner:
             "height": p.height,
             "generator": [torch.Generator(device=generator_device).manual_seed(seed) for seed in seeds],
             "eta": p.effective_eta(snapshot),
-            "clip_skip": self.clip_skip - 1 or None,
             "callback_on_step_end": on_step_end,
             "callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"] if p.step_callback else ["latents"],
         }
