@@ -33,7 +33,7 @@ from harness.golden.measures import (
     ssim,
 )
 from harness.golden.report import GoldenReport
-from harness.golden.runner import CaseRun
+from harness.golden.runner import STYLES_FILE, CaseRun
 from harness.golden.selection import Selection
 from harness.golden.trace import first_divergence, load_traces
 
@@ -138,7 +138,7 @@ def run_ab(
     tolerances = Tolerances.resolve(cfg, None)  # no recorded set: both sides run fresh
     root = Path(work_dir or tempfile.mkdtemp(prefix="serena-ab-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    job = {"threads": cfg["golden.num_threads"], "cases": []}
+    job = {"threads": cfg["golden.num_threads"], "cases": [], "styles_file": str(cases_dir / STYLES_FILE)}
     (root / "init").mkdir(exist_ok=True)
     for case in cases:
         entry = {"id": case.id, "params": case.params()}

@@ -8,6 +8,7 @@ For every case it writes <id>-<i>.png and <id>.trace.npz (prompt embeddings and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -86,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     with tempfile.TemporaryDirectory() as data_dir:
-        shared.cmd_opts = CmdOpts(data_dir=Path(data_dir))
+        start_up: dict[str, Any] = {"data_dir": Path(data_dir)}
+        # the cases' saved prompt styles, where the checkout's runtime has styles at all
+        if job.get("styles_file") and "styles_file" in {item.name for item in dataclasses.fields(CmdOpts)}:
+            start_up["styles_file"] = Path(job["styles_file"])
+        shared.cmd_opts = CmdOpts(**start_up)
         for case in job["cases"]:
             params = case["params"]
             kwargs = processing_kwargs(params, shared.opts.data_labels)

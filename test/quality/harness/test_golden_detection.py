@@ -329,7 +329,7 @@ def test_ab_sees_a_runtime_change_and_passes_a_harmless_one(tiny_repo: Path, tmp
     from harness.golden.ab import run_ab
 
     cfg = load_config(tiny_repo, environ={})
-    selection = Selection(("t2i-euler", "t2i-ddim-batch"))
+    selection = Selection(("t2i-euler", "t2i-ddim-batch", "t2i-euler-styles"))  # the last needs the cases' styles
     processing = tiny_repo / "serena" / "processing.py"
     processing.write_text(processing.read_text() + "\n# a comment-only refactor\n")
     _commit(repo=tiny_repo, message="harmless")
