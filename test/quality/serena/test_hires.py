@@ -8,23 +8,7 @@ from support import pixels, txt2img
 
 from serena.errors import InputError
 from serena.infotext import infotext_to_params, parse_infotext
-from serena.models import TINY_MODEL_DIR
 from serena.processing import StableDiffusionProcessingTxt2Img, process_images
-
-
-@pytest.fixture(scope="module")
-def plain_pipelines():
-    import torch  # noqa: F401 - imported before diffusers, as users do
-    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
-
-    txt = StableDiffusionPipeline.from_pretrained(
-        TINY_MODEL_DIR, local_files_only=True, safety_checker=None, requires_safety_checker=False
-    )
-    txt.scheduler = DDIMScheduler.from_config(txt.scheduler.config)
-    txt.set_progress_bar_config(disable=True)
-    img = StableDiffusionImg2ImgPipeline(**txt.components)
-    img.set_progress_bar_config(disable=True)
-    return txt, img
 
 
 def _generator(seed: int):
