@@ -41,7 +41,8 @@ MIN_SIZE, MAX_SIZE = 64, 2048
 MAX_STEPS = 1000
 MAX_BATCH_SIZE = 64
 MAX_CFG = 100.0
-# far beyond any real prompt (the text encoder reads 75 tokens); tokenizing megabytes would hold the worker for minutes
+# a first, cheap bound (tokenizing megabytes would hold the worker for minutes); text_encoding.MAX_CHUNKS is the
+# real one: at most 20 chunks of 75 tokens are encoded
 MAX_PROMPT_CHARS = 65536
 
 _generation_lock = threading.RLock()

@@ -36,6 +36,10 @@ EMPHASIS_MODES: tuple[Emphasis, ...] = get_args(Emphasis)
 CHUNK_TOKENS = 75  # prompt tokens per chunk
 CHUNK_LENGTH = CHUNK_TOKENS + 2  # with BOS and the closing EOS: CLIP's 77 positions
 DEFAULT_COMMA_PADDING_BACKTRACK = 20
+# the most chunks a prompt may take: every chunk is 77 more positions the UNet cross-attends to at every step, so a
+# prompt of hundreds of chunks (the API's 65,536 characters) would hold the worker and its memory; the web UI's
+# longest real prompts take a handful
+MAX_CHUNKS = 20
 # "Original" skips its mean rescale when a mean is within this fraction of the mean |value| of zero: float32 rounding
 # leaves ~1e-7 of it, and an encoder whose final layer norm has a bias has a mean far above 1e-4
 MEAN_NOISE_FLOOR = 1e-4
@@ -111,11 +115,12 @@ def encode_prompt(
     emphasis: Emphasis = "Original",
     device: str | torch.device = "cpu",
     comma_padding_backtrack: int = DEFAULT_COMMA_PADDING_BACKTRACK,
+    field: str = "prompt",
 ) -> torch.Tensor:
     """The prompt's conditioning, (1, 77·chunks, hidden size) in the text encoder's dtype.
 
     clip_skip 1 takes the encoder's last layer; N > 1 the output N layers from the end, through the final layer norm
-    (diffusers calls that clip_skip N - 1)."""
+    (diffusers calls that clip_skip N - 1). A prompt of more than MAX_CHUNKS chunks is refused naming `field`."""
     import torch
 
     # 1. check inputs
@@ -124,6 +129,12 @@ def encode_prompt(
 
     # 2. encode chunk by chunk, each as diffusers encodes a prompt of its own
     chunks = tokenize_chunks(tokenizer, prompt, comma_padding_backtrack=comma_padding_backtrack, emphasis=emphasis)
+    if len(chunks) > MAX_CHUNKS:
+        raise InputError(
+            field,
+            f"{field} takes {len(chunks)} chunks of {CHUNK_TOKENS} tokens; at most {MAX_CHUNKS} "
+            f"({MAX_CHUNKS * CHUNK_TOKENS} tokens) are encoded: shorten it",
+        )
     embeddings = [_encode_chunk(text_encoder, chunk, clip_skip, emphasis, device) for chunk in chunks]
     return embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings, dim=1)
 
@@ -154,7 +165,7 @@ def encode_batch(
     _check_clip_skip(text_encoder, clip_skip)
 
     # 2. encode each distinct prompt once: a batch usually repeats one prompt
-    def encode(prompt: str) -> torch.Tensor:
+    def encode(prompt: str, field: str = "prompt") -> torch.Tensor:
         return encode_prompt(
             tokenizer,
             text_encoder,
@@ -163,12 +174,14 @@ def encode_batch(
             emphasis=emphasis,
             device=device,
             comma_padding_backtrack=comma_padding_backtrack,
+            field=field,
         )
 
     encoded: dict[str, torch.Tensor] = {}
-    for prompt in [*prompts, *negative_prompts]:
-        if prompt not in encoded:
-            encoded[prompt] = encode(prompt)
+    for field, texts in (("prompt", prompts), ("negative_prompt", negative_prompts)):
+        for prompt in texts:
+            if prompt not in encoded:
+                encoded[prompt] = encode(prompt, field)
 
     # 3. pad to the longest with empty-prompt chunks, then stack
     longest = max(embedding.shape[1] for embedding in encoded.values())

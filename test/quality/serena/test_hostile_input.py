@@ -96,6 +96,9 @@ HOSTILE_GENERATIONS = [
     ({"negative_prompt": "x\udfff"}, "negative_prompt"),
     ({"prompt": "a\x00b"}, "prompt"),
     ({"prompt": "a" * (MAX_PROMPT_CHARS + 1)}, "prompt"),
+    # within the character cap, over the chunks a prompt may take: refused before the UNet runs
+    ({"prompt": "fox " * (MAX_PROMPT_CHARS // 4)}, "prompt"),
+    ({"negative_prompt": "blurry, " * 1000}, "negative_prompt"),
     ({"override_settings": {"\udc80": 1}}, "override_settings.\\udc80"),
     ({"override_settings": {"not_an_option": nested(MAX_JSON_DEPTH + 40)}}, "override_settings.not_an_option"),
     ({"override_settings": {"not_an_option": [SURROGATE]}}, "override_settings.not_an_option[0]"),

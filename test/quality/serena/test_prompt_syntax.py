@@ -117,3 +117,14 @@ def test_pasting_the_infotext_reproduces_the_image(prompt: str, overrides: dict[
     }
     again = process_images(StableDiffusionProcessingTxt2Img(**params, do_not_save_samples=True))
     assert pixels(again.images[0]) == pixels(original.images[0])
+
+
+def test_a_prompt_at_the_character_cap_is_refused_before_any_denoising() -> None:
+    from serena.errors import InputError
+    from serena.processing import MAX_PROMPT_CHARS
+
+    steps: list[int] = []
+    with pytest.raises(InputError) as caught:
+        process_images(txt2img(prompt="fox " * (MAX_PROMPT_CHARS // 4), step_callback=lambda *args: steps.append(1)))
+    assert caught.value.field == "prompt" and "chunks of 75 tokens" in str(caught.value)
+    assert steps == []  # refused while encoding, before the UNet ran once

@@ -425,3 +425,17 @@ def test_importing_the_modules_loads_no_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "[]"
+
+
+def test_a_prompt_of_more_than_max_chunks_is_refused_naming_its_field(tokenizer, text_encoder) -> None:
+    from serena.text_encoding import MAX_CHUNKS
+
+    longest = " BREAK ".join(["x"] * MAX_CHUNKS)  # exactly MAX_CHUNKS chunks: encoded
+    assert encode_prompt(tokenizer, text_encoder, longest).shape[1] == MAX_CHUNKS * CHUNK_LENGTH
+    too_long = f"{longest} BREAK one more"
+    with pytest.raises(InputError) as caught:
+        encode_batch(tokenizer, text_encoder, ["a fox"], [too_long])
+    assert caught.value.field == "negative_prompt" and f"takes {MAX_CHUNKS + 1} chunks" in str(caught.value)
+    with pytest.raises(InputError) as caught:
+        encode_batch(tokenizer, text_encoder, [too_long], [""])
+    assert caught.value.field == "prompt"
