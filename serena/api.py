@@ -250,8 +250,9 @@ class RequestGuard:
 
 
 # -- images ------------------------------------------------------------------------------------
-def decode_image(text: str, max_pixels: int) -> Image:
-    """An RGB image from base64 (or a base64 data: URL); ValueError in one line when it is not one."""
+def decode_image(text: str, max_pixels: int, *, mask: bool = False) -> Image:
+    """An RGB image from base64 (or a base64 data: URL); ValueError in one line when it is not one. A mask keeps its
+    transparency (RGBA) when it has any, else becomes luminance (L)."""
     from PIL import Image as PILImage
 
     payload = text
@@ -268,7 +269,10 @@ def decode_image(text: str, max_pixels: int) -> Image:
             if image.width * image.height > max_pixels:
                 raise ValueError(f"{image.width}x{image.height} pixels is over the limit of {max_pixels} pixels")
             image.load()
-            return image.convert("RGB")
+            if not mask:
+                return image.convert("RGB")
+            transparent = "A" in image.getbands() or "transparency" in image.info
+            return image.convert("RGBA" if transparent else "L")
     except Exception as exc:  # noqa: BLE001 - any failure to decode untrusted bytes is bad input, not a server error
         raise ValueError(f"not a decodable {', '.join(INIT_IMAGE_FORMATS)} image ({one_line(exc)})") from None
 
@@ -284,6 +288,16 @@ def decode_init_images(encoded: list[str], limits: ApiLimits) -> list[Image]:
     if errors:
         raise RequestValidationError(errors)
     return images
+
+
+def decode_mask(encoded: str | None, limits: ApiLimits) -> Image | None:
+    """The inpainting mask decoded, or None; a 422 naming mask when it is not a usable image."""
+    if encoded is None:
+        return None
+    try:
+        return decode_image(encoded, limits.max_init_image_pixels, mask=True)
+    except ValueError as exc:
+        raise RequestValidationError([{"loc": ("body", "mask"), "msg": str(exc), "type": "value_error"}]) from None
 
 
 def encode_images(processed: processing.Processed, embed_infotext: bool) -> list[str]:
@@ -430,6 +444,7 @@ def create_app(limits: ApiLimits | None = None, compat: str = "strict") -> FastA
         parameters = request.echo()
         if "init_images" in parameters and not parameters.get("include_init_images"):
             parameters["init_images"] = None
+            parameters["mask"] = None
         info = json.loads(processed.js())
         info["ignored_fields"] = ignored
         return {"images": images, "parameters": parameters, "info": json.dumps(info)}
@@ -442,9 +457,11 @@ def create_app(limits: ApiLimits | None = None, compat: str = "strict") -> FastA
     async def img2imgapi(request: Any) -> ImageToImageResponse:
         ignored = await check_request(request)
         init_images = await run_in_threadpool(decode_init_images, request.init_images, limits)
+        mask = await run_in_threadpool(decode_mask, request.mask, limits)
         p = processing.StableDiffusionProcessingImg2Img(
             **request.processing_args(),
             init_images=init_images,
+            mask=mask,
             denoising_strength=request.denoising_strength,
         )
         return ImageToImageResponse(**await generate(request, p, ignored))

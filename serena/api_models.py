@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from serena import processing, samplers
+from serena import masking, processing, samplers
 from serena.errors import InputError
 from serena.options import OPTION_TEMPLATES, OptionInfo
 
@@ -37,6 +37,17 @@ PROCESSING_FIELDS = tuple(
 )
 
 
+# img2img's inpainting fields that have a default (mask_blur, which sets the two blurs, has none; the endpoint decodes
+# the mask itself)
+INPAINTING_FIELDS = (
+    "mask_blur_x",
+    "mask_blur_y",
+    "mask_round",
+    "inpainting_fill",
+    "inpaint_full_res",
+    "inpaint_full_res_padding",
+    "inpainting_mask_invert",
+)
 # Request fields only one mode's processing class has, under their own name (img2img's denoising_strength and
 # init_images are passed by the endpoint itself).
 MODE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -53,7 +64,7 @@ MODE_FIELDS: dict[str, tuple[str, ...]] = {
         "hr_prompt",
         "hr_negative_prompt",
     ),
-    "img2img": ("resize_mode",),
+    "img2img": ("resize_mode", "mask_blur", *INPAINTING_FIELDS),
 }
 
 
@@ -208,24 +219,10 @@ COMPAT_FIELDS: dict[str, CompatField] = {
     "image_cfg_scale": CompatField(
         float | None, "instruct-pix2pix models (no effect on others)", "any", _always, modes=("img2img",)
     ),
-    "mask": CompatField(str | None, "inpainting", "null", modes=("img2img",)),
-    "latent_mask": CompatField(str | None, "inpainting", "null", modes=("img2img",)),
+    "latent_mask": CompatField(str | None, "inpainting with a separate latent mask", "null", modes=("img2img",)),
     "initial_noise_multiplier": CompatField(
         float | None, "initial noise multiplier", "null or 1", _one_of(1), modes=("img2img",)
     ),
-    **{
-        name: CompatField(kind, "inpainting", "any without a mask", _unless("mask"), modes=("img2img",))
-        for name, kind in {
-            "mask_blur": int | None,
-            "mask_blur_x": int | None,
-            "mask_blur_y": int | None,
-            "mask_round": bool | None,
-            "inpainting_fill": int | None,
-            "inpaint_full_res": bool | None,
-            "inpaint_full_res_padding": int | None,
-            "inpainting_mask_invert": int | None,
-        }.items()
-    },
 }
 # Request fields a web-UI client may send as null to mean "the default".
 NULL_MEANS_DEFAULT = (
@@ -257,6 +254,7 @@ NULL_MEANS_DEFAULT = (
     "hr_prompt",
     "hr_negative_prompt",
     "denoising_strength",
+    *INPAINTING_FIELDS,
 )
 
 
@@ -536,6 +534,46 @@ def request_models(limits: ApiLimits) -> RequestModels:
                 description="How init images whose size differs from width x height are fitted: 0 just resize, "
                 "1 crop and resize, 2 resize and fill, 3 just resize (latent upscale).",
             ),
+        ),
+        mask=(
+            image_data | None,
+            Field(
+                None,
+                description="Inpainting: a base64 image the init images' size, white (or, with transparency, opaque) "
+                "where the image is repainted; the fields below take effect only with one.",
+            ),
+        ),
+        mask_blur=(
+            _bounded_int(0, masking.MAX_BLUR) | None,
+            Field(None, description="Sets mask_blur_x and mask_blur_y both."),
+        ),
+        **{
+            f"mask_blur_{axis}": nullable(
+                _bounded_int(0, masking.MAX_BLUR),
+                Field(4, description=f"Gaussian blur (sigma, pixels) of the mask along {axis}."),
+            )
+            for axis in ("x", "y")
+        },
+        mask_round=nullable(
+            bool, Field(True, description="Threshold a transparent mask's alpha and round the latent mask.")
+        ),
+        inpainting_fill=nullable(
+            _bounded_int(0, 3),
+            Field(0, description="Masked content: 0 fill, 1 original, 2 latent noise, 3 latent nothing."),
+        ),
+        inpaint_full_res=nullable(
+            bool,
+            Field(
+                True,
+                description="Inpaint area: true only masked (the masked box, padded, denoised at width x height and "
+                "put back; the result keeps the init image's size), false the whole picture.",
+            ),
+        ),
+        inpaint_full_res_padding=nullable(
+            _bounded_int(0, masking.MAX_PADDING), Field(0, description="Pixels added around the masked box.")
+        ),
+        inpainting_mask_invert=nullable(
+            _bounded_int(0, 1), Field(0, description="Mask mode: 0 inpaint masked, 1 inpaint not masked.")
         ),
         **compat("img2img"),
     )

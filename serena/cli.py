@@ -247,6 +247,42 @@ def img2img(
             "3 just resize (latent upscale)."
         ),
     ] = 0,
+    mask: Annotated[
+        Path | None,
+        typer.Option(
+            "--mask",
+            help="Inpainting: white (or, with transparency, opaque) where the init image is repainted; "
+            "the init image's size.",
+        ),
+    ] = None,
+    mask_blur: Annotated[
+        int | None, typer.Option("--mask-blur", help="Mask blur along x and y (sets both of the two below).")
+    ] = None,
+    mask_blur_x: Annotated[int, typer.Option("--mask-blur-x", help="Mask blur (Gaussian sigma) along x.")] = 4,
+    mask_blur_y: Annotated[int, typer.Option("--mask-blur-y", help="Mask blur (Gaussian sigma) along y.")] = 4,
+    inpainting_fill: Annotated[
+        int,
+        typer.Option("--inpainting-fill", help="Masked content: 0 fill, 1 original, 2 latent noise, 3 latent nothing."),
+    ] = 0,
+    inpaint_full_res: Annotated[
+        bool,
+        typer.Option(
+            "--inpaint-full-res/--no-inpaint-full-res",
+            help="Inpaint area: only the masked box, denoised at the full size (else the whole picture).",
+        ),
+    ] = True,
+    inpaint_full_res_padding: Annotated[
+        int, typer.Option("--inpaint-full-res-padding", help="Pixels added around the masked box.")
+    ] = 0,
+    inpainting_mask_invert: Annotated[
+        int, typer.Option("--inpainting-mask-invert", help="Mask mode: 0 inpaint masked, 1 inpaint not masked.")
+    ] = 0,
+    mask_round: Annotated[
+        bool,
+        typer.Option(
+            "--mask-round/--no-mask-round", help="Threshold a transparent mask's alpha, round the latent mask."
+        ),
+    ] = True,
     seed: SeedOpt = -1,
     steps: StepsOpt = 20,
     sampler: SamplerOpt = "Euler a",
@@ -266,7 +302,7 @@ def img2img(
     no_save: NoSaveOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Transform initial images guided by a prompt; prints the path of each PNG written."""
+    """Transform initial images guided by a prompt (with --mask, repaint part of them); prints each PNG's path."""
     _start(ctx, load_extensions=True)
     from serena.images import load_image
     from serena.processing import StableDiffusionProcessingImg2Img, process_images
@@ -277,6 +313,15 @@ def img2img(
         init_images=init_images,
         denoising_strength=denoising_strength,
         resize_mode=resize_mode,
+        mask=None if mask is None else load_image(mask, mask=True),
+        mask_blur=mask_blur,
+        mask_blur_x=mask_blur_x,
+        mask_blur_y=mask_blur_y,
+        inpainting_fill=inpainting_fill,
+        inpaint_full_res=inpaint_full_res,
+        inpaint_full_res_padding=inpaint_full_res_padding,
+        inpainting_mask_invert=inpainting_mask_invert,
+        mask_round=mask_round,
         **_processing_kwargs(
             prompt=prompt,
             negative_prompt=negative_prompt,

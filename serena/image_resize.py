@@ -53,7 +53,8 @@ def _scaled(image: Image, width: int, height: int) -> Image:
 
 
 def resize_image(image: Image, mode: int, width: int, height: int) -> Image:
-    """`image` (RGB) fitted to width x height by resize mode `mode` (0, 1 or 2; mode 3 resizes latents instead)."""
+    """`image` (RGB, or a mask) fitted to width x height by resize mode `mode` (0, 1 or 2; mode 3 resizes latents
+    instead)."""
     from PIL import Image as PILImage
 
     if mode in (0, LATENT_RESIZE):
@@ -66,7 +67,7 @@ def resize_image(image: Image, mode: int, width: int, height: int) -> Image:
     inner_w = width if scale == scale_w else max(1, round(image.width * scale))
     inner_h = height if scale == scale_h else max(1, round(image.height * scale))
     inner = _scaled(image, inner_w, inner_h)
-    canvas = PILImage.new("RGB", (width, height))
+    canvas = PILImage.new(image.mode, (width, height))
     left, top = (width - inner_w) // 2, (height - inner_h) // 2
     canvas.paste(inner, (left, top))  # negative offsets crop the overhang evenly
     if mode == 1:

@@ -135,8 +135,9 @@ def read_infotext(path: Path) -> str | None:
     return comment if isinstance(comment, str) else None
 
 
-def load_image(path: Path) -> Image:
-    """An RGB image from disk; InputFileError naming the file when it is missing, truncated or not an image."""
+def load_image(path: Path, *, mask: bool = False) -> Image:
+    """An RGB image from disk; InputFileError naming the file when it is missing, truncated or not an image. A mask
+    keeps its transparency (RGBA) when it has any, else becomes luminance (L)."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
@@ -144,7 +145,10 @@ def load_image(path: Path) -> Image:
     try:
         with PILImage.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            if not mask:
+                return image.convert("RGB")
+            transparent = "A" in image.getbands() or "transparency" in image.info
+            return image.convert("RGBA" if transparent else "L")
     except FileNotFoundError:
         raise InputFileError(f"{path}: file not found") from None
     except IsADirectoryError:

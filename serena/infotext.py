@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from serena import masking
 from serena.errors import InputError
 
 NEGATIVE_PREFIX = "Negative prompt:"
@@ -74,6 +75,31 @@ def parse_infotext(text: str) -> dict[str, str]:
     return result
 
 
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(text)
+    return value == "true"
+
+
+_boolean.__name__ = "true or false"
+
+
+def inpainting_fill(text: str) -> int:
+    """Masked content's name (or number) as inpainting_fill."""
+    return masking.find_inpainting_fill(text.strip())
+
+
+def inpainting_mask_invert(text: str) -> int:
+    """Mask mode's name as inpainting_mask_invert (0 or 1)."""
+    return masking.find_mask_mode(text.strip())
+
+
+def inpaint_full_res(text: str) -> bool:
+    """Inpaint area (Only masked or Whole picture) as inpaint_full_res."""
+    return masking.inpaint_area(text)
+
+
 def resize_mode(text: str) -> int:
     """A resize mode's name (or number) as img2img's resize_mode number."""
     from serena.image_resize import find_resize_mode
@@ -97,6 +123,14 @@ _CONVERSIONS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "Seed resize from-2": ("param", "seed_resize_from_h", int),
     "Denoising strength": ("param", "denoising_strength", float),
     "Resize mode": ("param", "resize_mode", resize_mode),
+    "Mask blur": ("param", "mask_blur", int),
+    "Mask blur X": ("param", "mask_blur_x", int),
+    "Mask blur Y": ("param", "mask_blur_y", int),
+    "Mask mode": ("param", "inpainting_mask_invert", inpainting_mask_invert),
+    "Masked content": ("param", "inpainting_fill", inpainting_fill),
+    "Inpaint area": ("param", "inpaint_full_res", inpaint_full_res),
+    "Masked area padding": ("param", "inpaint_full_res_padding", int),
+    "Mask round": ("param", "mask_round", _boolean),
     "Hires upscale": ("param", "hr_scale", float),
     "Hires resize-1": ("param", "hr_resize_x", int),
     "Hires resize-2": ("param", "hr_resize_y", int),

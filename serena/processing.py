@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import serena
-from serena import hires, models, samplers, script_callbacks
+from serena import hires, masking, models, samplers, script_callbacks
 from serena.errors import InputError
 from serena.filenames import text_problem
 from serena.image_resize import LATENT_RESIZE, find_resize_mode, resize_image, resize_mode_name
@@ -277,6 +277,17 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
     init_images: list[Any] = field(default_factory=list)
     denoising_strength: float | None = 0.75
     resize_mode: int = 0
+    # inpainting (serena.masking): a PIL image, white where the init image is repainted; the fields below it take
+    # effect only with one. mask_blur, when set, sets both mask_blur_x and mask_blur_y.
+    mask: Any = None
+    mask_blur: int | None = None
+    mask_blur_x: int = 4
+    mask_blur_y: int = 4
+    inpainting_fill: int = 0
+    inpaint_full_res: bool = True
+    inpaint_full_res_padding: int = 0
+    inpainting_mask_invert: int = 0
+    mask_round: bool = True
 
     def check(self) -> None:
         super().check()
@@ -288,6 +299,8 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
             if not isinstance(image, Image):
                 raise InputError("init_images", f"init_images[{index}] must be a PIL image, got {type(image).__name__}")
         self.resize_mode = find_resize_mode(self.resize_mode)
+        if self.mask is not None:
+            self._check_mask()
         strength = self.denoising_strength
         if not _is_number(strength) or not 0 < strength <= 1:
             raise InputError("denoising_strength", f"denoising_strength must be a number in (0, 1], got {strength!r}")
@@ -297,6 +310,62 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
                 f"denoising_strength {strength:g} with steps {self.steps} leaves no denoising step; "
                 "raise steps or denoising_strength",
             )
+
+    def _check_mask(self) -> None:
+        """Raise InputError naming the first inpainting field out of range (only called with a mask)."""
+        from PIL.Image import Image
+
+        if not isinstance(self.mask, Image):
+            raise InputError("mask", f"mask must be a PIL image, got {type(self.mask).__name__}")
+        for index, image in enumerate(self.init_images):
+            if image.size != self.mask.size:
+                raise InputError(
+                    "mask",
+                    f"mask is {self.mask.width}x{self.mask.height} but init_images[{index}] is "
+                    f"{image.width}x{image.height}; a mask must have its init image's size",
+                )
+        if self.resize_mode == LATENT_RESIZE:
+            raise InputError("resize_mode", "resize_mode 3 (latent upscale) cannot be used with a mask; use 0, 1 or 2")
+        if self.mask_blur is not None:
+            if not _is_int(self.mask_blur):
+                raise InputError("mask_blur", f"mask_blur must be an integer, got {self.mask_blur!r}")
+            self.mask_blur_x = self.mask_blur_y = self.mask_blur
+        for name, high in (
+            ("mask_blur_x", masking.MAX_BLUR),
+            ("mask_blur_y", masking.MAX_BLUR),
+            ("inpaint_full_res_padding", masking.MAX_PADDING),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or not 0 <= value <= high:
+                shown = "mask_blur" if self.mask_blur is not None and name.startswith("mask_blur") else name
+                raise InputError(shown, f"{shown} must be an integer from 0 to {high}, got {value!r}")
+        self.inpainting_fill = masking.find_inpainting_fill(self.inpainting_fill)
+        self.inpainting_mask_invert = masking.find_mask_mode(self.inpainting_mask_invert)
+        for name in ("inpaint_full_res", "mask_round"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(name, f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    def prepared_mask(self) -> masking.PreparedMask | None:
+        """The run's mask as the inpainting fields say; None without one, or for Only masked with a blank one.
+        Prepared once per set of fields (every batch and every infotext of a run asks)."""
+        if self.mask is None:
+            return None
+        settings = {
+            "width": self.width,
+            "height": self.height,
+            "resize_mode": self.resize_mode,
+            "round_alpha": self.mask_round,
+            "invert": bool(self.inpainting_mask_invert),
+            "blur_x": self.mask_blur_x,
+            "blur_y": self.mask_blur_y,
+            "full_res": self.inpaint_full_res,
+            "padding": self.inpaint_full_res_padding,
+        }
+        key = (id(self.mask), tuple(settings.items()))
+        cached = self.__dict__.get("_prepared_mask")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_prepared_mask"] = (key, masking.prepare(self.mask, **settings))
+        return cached[1]
 
     @property
     def effective_denoising_strength(self) -> float | None:
@@ -309,21 +378,22 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         self, model: models.SdModel, batch: int, kwargs: dict[str, Any], variation: Variation | None = None
     ) -> list[Image]:
         first = batch * self.batch_size
-        images = [
-            resize_image(
-                self.init_images[index % len(self.init_images)].convert("RGB"),
-                self.resize_mode,
-                self.width,
-                self.height,
-            )
+        originals = [
+            self.init_images[index % len(self.init_images)].convert("RGB")
             for index in range(first, first + self.batch_size)
         ]
         del kwargs["width"], kwargs["height"]
         pipe = self.pipeline(model)
+        assert self.denoising_strength is not None
+        prepared = self.prepared_mask()
+        if prepared is not None:
+            return inpaint_batch(pipe, self, originals, prepared, kwargs, variation)
+        if self.mask is not None:
+            log.info("inpainting Only masked with a blank mask: the run is plain img2img")
+        images = [resize_image(image, self.resize_mode, self.width, self.height) for image in originals]
         init: Any = images
         if self.resize_mode == LATENT_RESIZE and any(image.size != (self.width, self.height) for image in images):
             init = self._latents_resized(pipe, images, kwargs["generator"])
-        assert self.denoising_strength is not None
         return img2img_pass(pipe, self, init, self.denoising_strength, kwargs, variation)
 
     def _latents_resized(self, pipe: Any, images: list[Image], generators: list[Any]) -> Any:
@@ -334,21 +404,31 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         scale = pipe.vae_scale_factor
         latents = []
         for image, generator in zip(images, generators, strict=True):
-            pixels = pipe.image_processor.preprocess(image).to(device=pipe._execution_device, dtype=pipe.vae.dtype)
-            sample = pipe.vae.encode(pixels).latent_dist.sample(generator)
             latents.append(
                 torch.nn.functional.interpolate(
-                    sample * pipe.vae.config.scaling_factor,
-                    size=(self.height // scale, self.width // scale),
-                    mode="bilinear",
+                    _encode(pipe, image, generator), size=(self.height // scale, self.width // scale), mode="bilinear"
                 )
             )
         return torch.cat(latents)
 
     def infotext_params(self) -> dict[str, Any]:
-        return {
+        params: dict[str, Any] = {
             "Denoising strength": self.denoising_strength,
             "Resize mode": resize_mode_name(self.resize_mode) if self.resize_mode else None,
+        }
+        if self.mask is None or self.prepared_mask() is None:
+            return params
+        same_blur = self.mask_blur_x == self.mask_blur_y
+        return {
+            **params,
+            "Mask blur": self.mask_blur_x if same_blur else None,
+            "Mask blur X": None if same_blur else self.mask_blur_x,
+            "Mask blur Y": None if same_blur else self.mask_blur_y,
+            "Mask mode": masking.MASK_MODES[self.inpainting_mask_invert] if self.inpainting_mask_invert else None,
+            "Masked content": masking.INPAINTING_FILLS[self.inpainting_fill],
+            "Inpaint area": masking.ONLY_MASKED if self.inpaint_full_res else masking.WHOLE_PICTURE,
+            "Masked area padding": self.inpaint_full_res_padding if self.inpaint_full_res else None,
+            "Mask round": None if self.mask_round else False,
         }
 
 
@@ -412,6 +492,107 @@ def img2img_pass(
         return pipe(image=init, strength=strength, **kwargs).images
     finally:
         del scheduler.add_noise
+
+
+def inpaint_batch(
+    pipe: Any,
+    p: StableDiffusionProcessingImg2Img,
+    originals: list[Image],
+    prepared: masking.PreparedMask,
+    kwargs: dict[str, Any],
+    variation: Variation | None,
+) -> list[Image]:
+    """One batch of inpainting on a 4-channel model: init images fitted (or cut out) and filled, an img2img pass
+    whose unmasked latents are held to the init image's, and each result laid under its overlay."""
+    starts, overlays = [], []
+    for image in originals:
+        start, overlay = masking.init_and_overlay(image, prepared, p.resize_mode, p.width, p.height)
+        if p.inpainting_fill != masking.ORIGINAL:
+            start = masking.fill(start, prepared.image_mask)
+        starts.append(start)
+        overlays.append(overlay)
+    assert p.denoising_strength is not None
+    results = inpaint_pass(pipe, p, starts, p.denoising_strength, prepared.image_mask, kwargs, variation)
+    pairs = zip(results, overlays, strict=True)
+    return [masking.apply_overlay(image, overlay, prepared.crop) for image, overlay in pairs]
+
+
+def inpaint_pass(
+    pipe: Any,
+    p: StableDiffusionProcessingImg2Img,
+    images: list[Image],
+    strength: float,
+    image_mask: Image,
+    kwargs: dict[str, Any],
+    variation: Variation | None,
+) -> Any:
+    """An img2img pass over `images` in which, after every step, the latents outside the mask are put back to the
+    init latents noised to the next step's level with the pass's own noise (after the last step: the init latents)."""
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    kwargs = conditioning(pipe, p, kwargs)
+    generators = kwargs["generator"]
+    init: Any = images
+    if p.inpainting_fill in (masking.LATENT_NOISE, masking.LATENT_NOTHING):
+        # encoded here, as the pipeline would (each with its own generator), to change the masked latents
+        pairs = zip(images, generators, strict=True)
+        latents = torch.cat([_encode(pipe, image, generator) for image, generator in pairs])
+        masked = masking.latent_mask(image_mask, latents.shape[-1], latents.shape[-2], p.mask_round, latents)
+        if p.inpainting_fill == masking.LATENT_NOISE:
+            assert variation is not None
+            noise = torch.cat(
+                [
+                    randn_tensor(
+                        (1, *latents.shape[1:]),
+                        generator=torch.Generator(device=variation.generator_device).manual_seed(seed),
+                        device=latents.device,
+                        dtype=latents.dtype,
+                    )
+                    for seed in variation.seeds
+                ]
+            )
+            latents = latents * (1 - masked) + noise * masked
+        else:
+            latents = latents * (1 - masked)
+        init = latents
+
+    scheduler = pipe.scheduler
+    add_noise = scheduler.add_noise
+    start: dict[str, Any] = {}
+
+    def add_noise_recorded(original_samples: Any, noise: Any, timesteps: Any) -> Any:
+        if variation is not None:
+            noise = variation.apply(noise)
+        start.update(latents=original_samples, noise=noise)
+        return add_noise(original_samples, noise, timesteps)
+
+    steps = kwargs["num_inference_steps"]
+    on_step_end = kwargs["callback_on_step_end"]
+
+    def hold_unmasked(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> Any:
+        latents = tensors["latents"]
+        if "mask" not in start:
+            start["mask"] = masking.latent_mask(image_mask, latents.shape[-1], latents.shape[-2], p.mask_round, latents)
+            # the timesteps this pass runs (the img2img pipeline's own arithmetic)
+            t_start = max(steps - min(int(steps * strength), steps), 0)
+            start["timesteps"] = scheduler.timesteps[t_start * scheduler.order :]
+        following = start["timesteps"][step + 1 : step + 2]
+        held = add_noise(start["latents"], start["noise"], following) if len(following) else start["latents"]
+        tensors["latents"] = held * (1 - start["mask"]) + latents * start["mask"]
+        return on_step_end(pipeline, step, timestep, tensors)
+
+    scheduler.add_noise = add_noise_recorded
+    try:
+        return pipe(image=init, strength=strength, **{**kwargs, "callback_on_step_end": hold_unmasked}).images
+    finally:
+        del scheduler.add_noise
+
+
+def _encode(pipe: Any, image: Image, generator: Any) -> Any:
+    """An image's latents as the img2img pipeline makes them: encoded, sampled with the image's generator, scaled."""
+    pixels = pipe.image_processor.preprocess(image).to(device=pipe._execution_device, dtype=pipe.vae.dtype)
+    return pipe.vae.encode(pixels).latent_dist.sample(generator) * pipe.vae.config.scaling_factor
 
 
 @dataclass(eq=False)

@@ -146,6 +146,8 @@ def run_ab(
             init_file = root / "init" / f"{case.id}.png"
             init_image(case, cases_dir).save(init_file, "PNG")
             entry["init_file"] = str(init_file)
+            if case.mask_image is not None:
+                entry["mask_file"] = str(cases_dir / case.mask_image)
         job["cases"].append(entry)
     job_file = root / "job.json"
     job_file.write_text(json.dumps(job), encoding="utf-8")

@@ -25,6 +25,14 @@ GENERATION_FIELDS = (
     "seed_resize_from_h",
     "styles",
     "resize_mode",
+    "mask_blur",
+    "mask_blur_x",
+    "mask_blur_y",
+    "inpainting_fill",
+    "inpaint_full_res",
+    "inpaint_full_res_padding",
+    "inpainting_mask_invert",
+    "mask_round",
     "enable_hr",
     "hr_scale",
     "hr_resize_x",
@@ -100,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 with Image.open(case["init_file"]) as init:
                     init_rgb = init.convert("RGB")
+                if case.get("mask_file"):  # read as harness.golden.cases.mask_image reads it
+                    with Image.open(case["mask_file"]) as mask:
+                        mask.load()
+                        transparent = "A" in mask.getbands() or "transparency" in mask.info
+                        kwargs["mask"] = mask.convert("RGBA" if transparent else "L")
                 p = StableDiffusionProcessingImg2Img(init_images=[init_rgb], **kwargs)
             else:
                 p = StableDiffusionProcessingTxt2Img(**kwargs)

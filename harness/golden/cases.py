@@ -33,6 +33,7 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool, Any]] = {
     "batch_size": ((int,), False, 1),
     "n_iter": ((int,), False, 1),
     "init_image": ((str,), False, None),
+    "mask_image": ((str,), False, None),
     "denoising_strength": ((int, float), False, None),
     "override_settings": ((dict,), False, {}),
     "description": ((str,), False, ""),
@@ -48,6 +49,15 @@ GENERATION_FIELDS: dict[str, tuple[type, ...]] = {
     "seed_resize_from_h": (int,),
     "styles": (list,),
     "resize_mode": (int,),
+    # img2img: inpainting (with mask_image)
+    "mask_blur": (int,),
+    "mask_blur_x": (int,),
+    "mask_blur_y": (int,),
+    "inpainting_fill": (int,),
+    "inpaint_full_res": (bool,),
+    "inpaint_full_res_padding": (int,),
+    "inpainting_mask_invert": (int,),
+    "mask_round": (bool,),
     # txt2img: the hires fix (its denoising_strength is the case's own field)
     "enable_hr": (bool,),
     "hr_scale": (int, float),
@@ -94,6 +104,7 @@ class Case:
     batch_size: int = 1
     n_iter: int = 1  # batches run one after another (the web UI's batch count)
     init_image: str | None = None
+    mask_image: str | None = None  # a shipped mask file: the case inpaints
     denoising_strength: float | None = None
     override_settings: Mapping[str, Any] = field(default_factory=dict)
     # the GENERATION_FIELDS the case sets
@@ -101,6 +112,7 @@ class Case:
     description: str = ""
     source: str = ""  # the TOML file it came from
     init_image_sha256: str | None = None  # of a shipped init image file, part of the digest
+    mask_image_sha256: str | None = None  # of the mask file, part of the digest (only when there is one)
     quarantine: Quarantine | None = None  # not part of the digest: it says how to judge, not what to make
 
     def params(self) -> dict[str, Any]:
@@ -124,6 +136,9 @@ class Case:
         }
         if self.n_iter != 1:
             params["n_iter"] = self.n_iter
+        if self.mask_image is not None:
+            params["mask_image"] = self.mask_image
+            params["mask_image_sha256"] = self.mask_image_sha256
         params.update(sorted(self.generation.items()))
         return params
 
@@ -197,15 +212,17 @@ def parse_case(table: Mapping[str, Any], source: Path, cases_dir: Path, index: i
             raise GoldenError(f"{where}: field {count!r} must be at least 1, got {values[count]}")
     if values["seed"] < 0:
         raise GoldenError(f"{where}: field 'seed' must be fixed (>= 0) in a golden case, got {values['seed']}")
-    init_sha = None
+    init_sha = mask_sha = None
     if values["mode"] == "img2img":
         if values["init_image"] is None:
             raise GoldenError(f"{where}: img2img needs field 'init_image' (a file or synthetic:<name>)")
         if values["denoising_strength"] is None:
             raise GoldenError(f"{where}: img2img needs field 'denoising_strength'")
         init_sha = _check_init_image(where, values["init_image"], cases_dir)
-    elif any(values[name] is not None for name in ("init_image", "resize_mode")):
-        raise GoldenError(f"{where}: fields 'init_image' and 'resize_mode' are for img2img cases only")
+        if values["mask_image"] is not None:
+            mask_sha = _check_mask_image(where, values["mask_image"], cases_dir)
+    elif any(values[name] is not None for name in ("init_image", "resize_mode", "mask_image")):
+        raise GoldenError(f"{where}: fields 'init_image', 'mask_image' and 'resize_mode' are for img2img cases only")
     elif values["denoising_strength"] is not None and not values["enable_hr"]:
         raise GoldenError(
             f"{where}: field 'denoising_strength' is for img2img cases and txt2img cases with enable_hr = true"
@@ -219,7 +236,7 @@ def parse_case(table: Mapping[str, Any], source: Path, cases_dir: Path, index: i
         values.pop(name, None)
     if values["quarantine"] is not None:
         values["quarantine"] = _parse_quarantine(where, values["quarantine"])
-    return Case(**values, source=str(source), init_image_sha256=init_sha)
+    return Case(**values, source=str(source), init_image_sha256=init_sha, mask_image_sha256=mask_sha)
 
 
 def _parse_quarantine(where: str, table: Mapping[str, Any]) -> Quarantine:
@@ -251,6 +268,13 @@ def _check_init_image(where: str, reference: str, cases_dir: Path) -> str | None
     path = cases_dir / reference
     if not path.is_file():
         raise GoldenError(f"{where}: field 'init_image': file {path} not found")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_mask_image(where: str, reference: str, cases_dir: Path) -> str:
+    path = cases_dir / reference
+    if not path.is_file():
+        raise GoldenError(f"{where}: field 'mask_image': file {path} not found")
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -323,20 +347,37 @@ def init_image(case: Case, cases_dir: Path) -> Any:
     Read with PIL here rather than through the runtime's image loader, so a refactor of the runtime cannot change
     the harness's inputs.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     assert case.init_image is not None
     if case.init_image.startswith(SYNTHETIC_PREFIX):
         draw = SYNTHETIC_IMAGES[case.init_image.removeprefix(SYNTHETIC_PREFIX)]
         return Image.fromarray(draw(case.width, case.height), "RGB")
-    path = cases_dir / case.init_image
+    return _read_image(case, "init_image", cases_dir / case.init_image, mask=False)
+
+
+def mask_image(case: Case, cases_dir: Path) -> Any:
+    """The case's mask as a PIL image: RGBA when the file has transparency, else luminance (L); read with PIL here,
+    like the init image, so a refactor of the runtime cannot change the harness's inputs."""
+    assert case.mask_image is not None
+    return _read_image(case, "mask_image", cases_dir / case.mask_image, mask=True)
+
+
+def _read_image(case: Case, field_name: str, path: Path, *, mask: bool) -> Any:
+    """A shipped image file as RGB, or for a mask as RGBA (with transparency) or L; GoldenError naming case, field
+    and file when it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            if not mask:
+                return image.convert("RGB")
+            transparent = "A" in image.getbands() or "transparency" in image.info
+            return image.convert("RGBA" if transparent else "L")
     except FileNotFoundError:
-        raise GoldenError(f"case {case.id!r}: init_image: {path}: file not found") from None
+        raise GoldenError(f"case {case.id!r}: {field_name}: {path}: file not found") from None
     except IsADirectoryError:
-        raise GoldenError(f"case {case.id!r}: init_image: {path}: is a folder, not an image") from None
+        raise GoldenError(f"case {case.id!r}: {field_name}: {path}: is a folder, not an image") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise GoldenError(f"case {case.id!r}: init_image: {path}: not a readable image ({exc})") from None
+        raise GoldenError(f"case {case.id!r}: {field_name}: {path}: not a readable image ({exc})") from None

@@ -42,7 +42,8 @@ FLOORS_KEY = "golden.coverage_floors"
 # the generation path and its floors (coverage.py percent, statements and branches together), set a little under
 # what the shipped cases measured; `golden.coverage_floors` in pyproject.toml ([tool.serena.golden]) replaces them
 DEFAULT_FLOORS: dict[str, float] = {
-    "serena/processing.py": 75.0,
+    # 77.8 measured before the inpainting cases, 81.2 with them
+    "serena/processing.py": 78.0,
     # 86.7 until the schedule types brought their refusals (a type a scheduler lacks, a contradiction, a web-UI type
     # diffusers cannot compute), which tests run and no golden can; 84.0 measured with them
     "serena/samplers.py": 82.0,
@@ -50,11 +51,13 @@ DEFAULT_FLOORS: dict[str, float] = {
     "serena/runtime_utils.py": 55.0,
     "serena/options_snapshot.py": 52.0,
     "serena/runtime_context.py": 95.0,
-    # the variation noise, the hires fix and the init-image resize modes are generation too
+    # the variation noise, the hires fix, the init-image resize modes and inpainting are generation too
     "serena/noise.py": 90.0,
     "serena/hires.py": 72.0,
     "serena/image_resize.py": 68.0,
     "serena/upscalers.py": 75.0,
+    # inpainting: 76.6 measured; the rest is reading fields by their infotext names, which tests run
+    "serena/masking.py": 72.0,
 }
 SOURCE_PACKAGE = "serena"
 JSON_SCHEMA_VERSION = 1

@@ -109,6 +109,8 @@ def api_request(case: Case, cases_dir: Path, threads: int) -> tuple[str, dict[st
         buffer = io.BytesIO()
         init_image(case, cases_dir).save(buffer, "PNG")
         body["init_images"] = [base64.b64encode(buffer.getvalue()).decode("ascii")]
+        if case.mask_image is not None:  # the shipped file's bytes, as a client would send them
+            body["mask"] = base64.b64encode((cases_dir / case.mask_image).read_bytes()).decode("ascii")
     return f"/sdapi/v1/{case.mode}", body
 
 
@@ -229,7 +231,14 @@ def _generation_arguments(case: Case) -> list[str]:
 
 
 def cli_arguments(
-    case: Case, *, init_path: Path | None, out_dir: Path, data_dir: Path, extensions_dir: Path, threads: int
+    case: Case,
+    *,
+    init_path: Path | None,
+    out_dir: Path,
+    data_dir: Path,
+    extensions_dir: Path,
+    threads: int,
+    mask_path: Path | None = None,
 ) -> list[str]:
     """argv for `serena` making the case: start-up options pinned to the caller's runtime (device, precision, model,
     a data dir and an extensions folder of our own), then `txt2img` or `img2img` with every case field."""
@@ -260,6 +269,8 @@ def cli_arguments(
     if case.mode == "img2img":
         assert init_path is not None
         arguments.append(f"--init={init_path}")
+        if mask_path is not None:
+            arguments.append(f"--mask={mask_path}")
     if case.denoising_strength is not None:
         arguments.append(f"--denoising-strength={case.denoising_strength!r}")
     return arguments + cli_overrides(case, threads)
@@ -307,7 +318,13 @@ def _run_via_cli(scratch: Path, case: Case, cases_dir: Path, threads: int) -> Ca
         else:
             init_path = cases_dir / case.init_image  # the shipped file itself: the CLI reads it its own way
     argv = cli_arguments(
-        case, init_path=init_path, out_dir=out_dir, data_dir=data_dir, extensions_dir=extensions_dir, threads=threads
+        case,
+        init_path=init_path,
+        out_dir=out_dir,
+        data_dir=data_dir,
+        extensions_dir=extensions_dir,
+        threads=threads,
+        mask_path=None if case.mask_image is None else cases_dir / case.mask_image,  # the shipped file itself
     )
     started = time.perf_counter()
     code, stdout, stderr = run_cli(argv)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CaseErrored
-from harness.golden.cases import Case, init_image
+from harness.golden.cases import Case, init_image, mask_image
 from harness.golden.measures import ImageMeasures, degenerate_reason, measure
 from harness.golden.trace import Trace
 
@@ -72,6 +72,8 @@ def build_processing(case: Case, cases_dir: Path, overrides: dict[str, Any]) -> 
     kwargs = case.processing_kwargs()
     kwargs["override_settings"] = {**kwargs["override_settings"], **overrides}
     if case.mode == "img2img":
+        if case.mask_image is not None:
+            kwargs["mask"] = mask_image(case, cases_dir)
         return StableDiffusionProcessingImg2Img(init_images=[init_image(case, cases_dir)], **kwargs)
     return StableDiffusionProcessingTxt2Img(**kwargs)
 

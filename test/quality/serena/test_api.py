@@ -303,6 +303,50 @@ def test_bad_init_images_get_422_naming_the_image(client: httpx.Client, init_ima
     assert response.json()["message"].startswith(field)
 
 
+def _box_mask(mode: str = "L") -> Image.Image:
+    from PIL import ImageDraw
+
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((16, 24, 39, 47), fill=255)
+    if mode == "RGBA":
+        transparent = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        transparent.putalpha(mask)
+        return transparent
+    return mask
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_img2img_with_a_mask_inpaints_as_in_process(client: httpx.Client, mode: str) -> None:
+    fields = {"mask_blur": 2, "inpainting_fill": 2, "inpaint_full_res": False, "inpainting_mask_invert": 0}
+    body = {**FAST, "init_images": [png_base64(gradient_image())], "denoising_strength": 0.6, **fields}
+    result = ok(client.post("/sdapi/v1/img2img", json={**body, "mask": png_base64(_box_mask(mode))}))
+    expected = process_images(img2img(gradient_image(), mask=_box_mask(), **fields))
+    assert pixels(png(result["images"][0])) == pixels(expected.images[0])
+    info = json.loads(result["info"])
+    assert info["infotexts"][0] == expected.infotexts[0] and "Masked content: latent noise" in info["infotexts"][0]
+    assert result["parameters"]["mask"] is None and info["ignored_fields"] == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mask": "!!! not base64 !!!"}, "mask: not valid base64"),
+        ({"mask": base64.b64encode(b"not an image").decode()}, "mask: not a decodable"),
+        ({"mask": "SMALL"}, "mask: mask is 32x32 but init_images[0] is 64x64"),
+        ({"mask": "GOOD", "mask_blur": 65}, "mask_blur: Input should be less than or equal to 64"),
+        ({"mask": "GOOD", "inpainting_fill": 4}, "inpainting_fill: Input should be less than or equal to 3"),
+        ({"mask": "GOOD", "resize_mode": 3}, "resize_mode: resize_mode 3 (latent upscale) cannot be used with a mask"),
+    ],
+)
+def test_a_bad_mask_or_mask_field_gets_422_naming_it(client: httpx.Client, fields: dict, message: str) -> None:
+    good, small = png_base64(_box_mask()), png_base64(Image.new("L", (32, 32), 255))
+    mask = {"GOOD": good, "SMALL": small}.get(fields["mask"], fields["mask"])
+    body = {**FAST, "init_images": [png_base64(gradient_image())], **fields, "mask": mask}
+    response = client.post("/sdapi/v1/img2img", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith(message)
+
+
 def test_a_body_over_the_size_limit_gets_413(client: httpx.Client) -> None:
     response = client.post("/sdapi/v1/img2img", json={**FAST, "init_images": ["A" * (LIMITS.max_request_bytes + 8)]})
     assert response.status_code == 413

@@ -171,11 +171,21 @@ def test_web_ui_fields_serena_does_not_implement_are_found_unless_they_are_no_op
     assert "made_up_field" not in request.echo() and request.echo()["enable_hr"] is True
     assert request.processing_args()["override_settings"] == {"not_an_option": 1}
     img2img = models.img2img.model_validate(
-        {"init_images": ["x"], "mask": "abc", "mask_blur": 4, "inpainting_fill": 1, "resize_mode": 1}
+        {
+            "init_images": ["x"],
+            "mask": "abc",
+            "mask_blur": 4,
+            "inpainting_fill": 1,
+            "resize_mode": 1,
+            "latent_mask": "m",
+        }
     )
-    # with a mask, the mask's own fields matter too
-    assert [name for name, _ in img2img.unsupported_fields()] == ["mask", "mask_blur", "inpainting_fill"]
+    # inpainting is implemented; a separate latent mask is not
+    assert [name for name, _ in img2img.unsupported_fields()] == ["latent_mask"]
     assert img2img.resize_mode == 1
+    args = img2img.processing_args()
+    assert (args["mask_blur"], args["inpainting_fill"], args["inpaint_full_res"]) == (4, 1, True)
+    assert "mask" not in args  # the endpoint decodes it
     # txt2img's own fields are not img2img's and the reverse: an img2img field sent to txt2img is unknown
     assert dict(models.txt2img.model_validate({"mask": "abc"}).unsupported_fields()) == {
         "mask": "not a field of the web-UI API"

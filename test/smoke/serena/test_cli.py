@@ -221,6 +221,35 @@ def test_img2img_writes_a_png(capsys, data_dir: Path, tmp_path: Path) -> None:
     assert "Denoising strength: 0.75" in (read_infotext(path) or "")
 
 
+def test_img2img_with_a_mask_inpaints_and_a_bad_mask_is_named(capsys, data_dir: Path, tmp_path: Path) -> None:
+    init, mask, small = tmp_path / "init.png", tmp_path / "mask.png", tmp_path / "small.png"
+    gradient_image(96, 80).save(init)
+    drawn = Image.new("L", (96, 80), 0)
+    drawn.paste(255, (40, 24, 72, 56))
+    drawn.save(mask)
+    Image.new("L", (32, 32), 255).save(small)
+    inpaint = ("--mask-blur", "0", "--inpainting-fill", "1", "--inpaint-full-res-padding", "8")
+    code, out, err = run_cli(
+        capsys, data_dir, "img2img", "--init", str(init), "--mask", str(mask), *inpaint, *FAST_ARGS
+    )
+
+    assert code == errors.EXIT_OK, err
+    path = Path(out.strip())
+    with Image.open(path) as image:
+        assert image.size == (96, 80)  # Only masked (the default) keeps the init image's size
+        outside = image.convert("RGB").crop((0, 0, 96, 20))
+        assert pixels(outside) == pixels(gradient_image(96, 80).crop((0, 0, 96, 20)))
+    infotext = read_infotext(path) or ""
+    assert "Masked content: original" in infotext and "Inpaint area: Only masked" in infotext
+
+    code, out, err = run_cli(capsys, data_dir, "img2img", "--init", str(init), "--mask", str(small), *FAST_ARGS)
+    assert_one_error_line(code, err, "mask", "32x32", "96x80")
+    code, out, err = run_cli(
+        capsys, data_dir, "img2img", "--init", str(init), "--mask", str(tmp_path / "none.png"), *FAST_ARGS
+    )
+    assert_one_error_line(code, err, str(tmp_path / "none.png"), "not found")
+
+
 def test_malformed_config_json_names_file_and_line(capsys, data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
     config = data_dir / "config.json"
