@@ -192,7 +192,7 @@ def run_batch(
     size = target_size(p)
     upscaler = upscalers.find_upscaler(p.hr_upscaler or DEFAULT_UPSCALER)
     latent = upscalers.is_latent_upscaler(upscaler.name)
-    txt2img = model.txt2img
+    txt2img = model.pipeline_for("txt2img")
     scale = txt2img.vae_scale_factor
 
     # 1. the first pass at width x height: latents kept for a latent upscaler, decoded images otherwise
@@ -222,7 +222,7 @@ def run_batch(
 
     # 3. the second pass: img2img over the upscaled images, with fresh generators seeded like the first pass's
     prompts, negatives = _second_pass_prompts(p, kwargs)
-    pipe = model.img2img
+    pipe = model.pipeline_for("img2img")
     pipe.scheduler = samplers.build_scheduler(second_pass_sampler(p), model.scheduler_config, second_pass_schedule(p))
     hr_kwargs = {key: value for key, value in kwargs.items() if key not in ("width", "height", "latents")}
     hr_kwargs.update(

@@ -25,6 +25,10 @@ TINY_MODEL_DIR = Path(__file__).resolve().parent / "assets" / TINY_MODEL_NAME
 # a second shipped model that predicts the noise, for the samplers that need one (DPM2, PLMS)
 TINY_EPS_MODEL_NAME = "tiny-sd-eps"
 TINY_EPS_MODEL_DIR = TINY_MODEL_DIR.parent / TINY_EPS_MODEL_NAME
+# a third: an inpainting model, whose UNet takes the mask and the masked image's latents beside the latents
+TINY_INPAINT_MODEL_NAME = "tiny-sd-inpaint"
+TINY_INPAINT_MODEL_DIR = TINY_MODEL_DIR.parent / TINY_INPAINT_MODEL_NAME
+INPAINTING_IN_CHANNELS = 9
 MANIFEST_NAME = "SHA256SUMS"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt")
 SHORT_HASH_LENGTH = 10
@@ -45,7 +49,8 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class SdModel:
-    """A loaded model: the txt2img and img2img pipelines sharing one set of components."""
+    """A loaded model: the txt2img and img2img pipelines sharing one set of components, and for an inpainting model
+    (a 9-channel UNet) the inpainting pipeline every pass of it runs on."""
 
     info: ModelInfo
     sha256: str
@@ -54,6 +59,17 @@ class SdModel:
     scheduler_config: dict[str, Any]
     device: str
     dtype_name: str
+    inpaint: Any = None
+
+    @property
+    def is_inpainting(self) -> bool:
+        return self.inpaint is not None
+
+    def pipeline_for(self, mode: str) -> Any:
+        """The pipeline a txt2img or img2img pass runs on: the inpainting pipeline for an inpainting model."""
+        if self.inpaint is not None:
+            return self.inpaint
+        return self.txt2img if mode == "txt2img" else self.img2img
 
     @property
     def name(self) -> str:
@@ -182,10 +198,12 @@ def _user_path(text: str) -> Path:
 
 
 def list_models(data_dir: Path, extra: str | None = None) -> list[ModelInfo]:
-    """The shipped tiny models, every diffusers folder under `<data-dir>/models/`, and `extra` (the --model path)."""
+    """The shipped tiny models (tiny-sd, tiny-sd-eps, tiny-sd-inpaint), every diffusers folder under
+    `<data-dir>/models/`, and `extra` (the --model path)."""
     models = [
         ModelInfo(TINY_MODEL_NAME, TINY_MODEL_DIR, shipped=True),
         ModelInfo(TINY_EPS_MODEL_NAME, TINY_EPS_MODEL_DIR, shipped=True),
+        ModelInfo(TINY_INPAINT_MODEL_NAME, TINY_INPAINT_MODEL_DIR, shipped=True),
     ]
     models_dir = Path(data_dir) / "models"
     if models_dir.is_dir():
@@ -324,7 +342,14 @@ def load_model(
     txt2img.set_progress_bar_config(disable=True)
     img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
     img2img.set_progress_bar_config(disable=True)
+    inpaint = None
+    if txt2img.unet.config.in_channels == INPAINTING_IN_CHANNELS:
+        from diffusers import StableDiffusionInpaintPipeline
+
+        inpaint = StableDiffusionInpaintPipeline(**txt2img.components)
+        inpaint.set_progress_bar_config(disable=True)
     return SdModel(
+        inpaint=inpaint,
         info=info,
         sha256=sha256,
         txt2img=txt2img,

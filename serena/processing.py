@@ -202,8 +202,8 @@ class StableDiffusionProcessing:
         return self.batch_size * self.n_iter
 
     def pipeline(self, model: models.SdModel) -> Any:
-        """The diffusers pipeline this mode runs on (each holds its own scheduler)."""
-        return model.txt2img
+        """The diffusers pipeline this mode runs on (each holds its own scheduler; an inpainting model has one)."""
+        return model.pipeline_for(self.mode)
 
     @property
     def jobs_per_batch(self) -> int:
@@ -371,9 +371,6 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
     def effective_denoising_strength(self) -> float | None:
         return self.denoising_strength
 
-    def pipeline(self, model: models.SdModel) -> Any:
-        return model.img2img
-
     def run_batch(
         self, model: models.SdModel, batch: int, kwargs: dict[str, Any], variation: Variation | None = None
     ) -> list[Image]:
@@ -458,14 +455,56 @@ def txt2img_pass(pipe: Any, p: StableDiffusionProcessing, kwargs: dict[str, Any]
     pipeline would (so they continue from the same state) and handed to it varied."""
     kwargs = conditioning(pipe, p, kwargs)
     if variation is not None and variation.active:
-        from diffusers.utils.torch_utils import randn_tensor
-
-        generators = kwargs["generator"]
-        scale = pipe.vae_scale_factor
-        shape = (len(generators), pipe.unet.config.in_channels, p.height // scale, p.width // scale)
-        noise = randn_tensor(shape, generator=generators, device=pipe._execution_device, dtype=pipe.text_encoder.dtype)
-        kwargs = {**kwargs, "latents": variation.apply(noise)}
+        kwargs = {**kwargs, "latents": variation.apply(_starting_noise(pipe, kwargs["generator"], p.width, p.height))}
+    if is_inpainting(pipe):
+        # the web UI's txt2img on an inpainting model: everything masked, over an empty (mid-grey) image
+        grey = _plain_image(p.width, p.height, (127, 127, 127))
+        kwargs.update(image=grey, strength=1.0, **_unmasked_inputs(pipe, p.width, p.height))
     return pipe(**kwargs).images
+
+
+def is_inpainting(pipe: Any) -> bool:
+    """Whether `pipe` is an inpainting model's pipeline (its UNet also takes the mask and the masked image)."""
+    return bool(pipe.unet.config.in_channels == models.INPAINTING_IN_CHANNELS)
+
+
+def _starting_noise(pipe: Any, generators: list[Any], width: int, height: int) -> Any:
+    """The noise a pass starting from pure noise draws from the images' generators, drawn here as the pipeline would."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    scale = pipe.vae_scale_factor
+    shape = (len(generators), pipe.vae.config.latent_channels, height // scale, width // scale)
+    return randn_tensor(shape, generator=generators, device=pipe._execution_device, dtype=pipe.text_encoder.dtype)
+
+
+def _plain_image(width: int, height: int, colour: Any) -> Image:
+    from PIL import Image as PILImage
+
+    return PILImage.new("L" if isinstance(colour, int) else "RGB", (width, height), colour)
+
+
+def _masked_image_latents(pipe: Any, images: list[Image], mask: Image) -> Any:
+    """An inpainting model's conditioning image: the images with their masked pixels (the mask thresholded at half, as
+    the pipeline reads it) set to zero (mid-grey), encoded to the distribution's mean (no generator drawn from)."""
+    import torch
+
+    device, dtype = pipe._execution_device, pipe.vae.dtype
+    pixels = torch.cat([pipe.image_processor.preprocess(image) for image in images]).to(device=device, dtype=dtype)
+    held = pipe.mask_processor.preprocess(mask).to(device=device, dtype=dtype) < 0.5
+    encoded = pipe.vae.encode(pixels * held).latent_dist.mode()
+    return encoded * pipe.vae.config.scaling_factor
+
+
+def _unmasked_inputs(pipe: Any, width: int, height: int) -> dict[str, Any]:
+    """An inpainting model's pass with nothing held: the whole image masked, over an empty (all-zero) image."""
+    white = _plain_image(width, height, 255)
+    empty = _plain_image(width, height, (0, 0, 0))
+    return {
+        "mask_image": white,
+        "masked_image_latents": _masked_image_latents(pipe, [empty], white),
+        "width": width,
+        "height": height,
+    }
 
 
 def img2img_pass(
@@ -477,8 +516,14 @@ def img2img_pass(
     variation: Variation | None,
 ) -> Any:
     """One img2img pass over `init` (images, or latents); with a variation, the noise the pipeline draws is varied
-    on its way into the scheduler's add_noise."""
+    on its way into the scheduler's add_noise. On an inpainting model everything is masked over an empty image, and
+    at strength 1 the pass starts from the noise alone (drawn here, so a variation can apply to it)."""
     kwargs = conditioning(pipe, p, kwargs)
+    if is_inpainting(pipe):
+        width, height = _size_of(pipe, init)
+        kwargs.update(_unmasked_inputs(pipe, width, height))
+        if strength == 1 and variation is not None and variation.active:
+            kwargs["latents"] = variation.apply(_starting_noise(pipe, kwargs["generator"], width, height))
     if variation is None or not variation.active:
         return pipe(image=init, strength=strength, **kwargs).images
     scheduler = pipe.scheduler
@@ -492,6 +537,13 @@ def img2img_pass(
         return pipe(image=init, strength=strength, **kwargs).images
     finally:
         del scheduler.add_noise
+
+
+def _size_of(pipe: Any, init: Any) -> tuple[int, int]:
+    """The pixel size of a pass's init: images, or latents."""
+    if isinstance(init, list):
+        return init[0].width, init[0].height
+    return init.shape[-1] * pipe.vae_scale_factor, init.shape[-2] * pipe.vae_scale_factor
 
 
 def inpaint_batch(
@@ -512,6 +564,11 @@ def inpaint_batch(
         starts.append(start)
         overlays.append(overlay)
     assert p.denoising_strength is not None
+    if is_inpainting(pipe) and not p.mask_round:
+        raise InputError(
+            "mask_round",
+            "mask_round false cannot be used with an inpainting model: its mask conditioning is always rounded",
+        )
     results = inpaint_pass(pipe, p, starts, p.denoising_strength, prepared.image_mask, kwargs, variation)
     pairs = zip(results, overlays, strict=True)
     return [masking.apply_overlay(image, overlay, prepared.crop) for image, overlay in pairs]
@@ -536,8 +593,7 @@ def inpaint_pass(
     init: Any = images
     if p.inpainting_fill in (masking.LATENT_NOISE, masking.LATENT_NOTHING):
         # encoded here, as the pipeline would (each with its own generator), to change the masked latents
-        pairs = zip(images, generators, strict=True)
-        latents = torch.cat([_encode(pipe, image, generator) for image, generator in pairs])
+        latents = _encode_all(pipe, images, generators)
         masked = masking.latent_mask(image_mask, latents.shape[-1], latents.shape[-2], p.mask_round, latents)
         if p.inpainting_fill == masking.LATENT_NOISE:
             assert variation is not None
@@ -560,6 +616,17 @@ def inpaint_pass(
     scheduler = pipe.scheduler
     add_noise = scheduler.add_noise
     start: dict[str, Any] = {}
+    if is_inpainting(pipe):
+        conditioning_image = _masked_image_latents(pipe, images, image_mask)
+        kwargs.update(mask_image=image_mask, masked_image_latents=conditioning_image, width=p.width, height=p.height)
+        if strength == 1:
+            # the pipeline starts from the noise alone and never noises the init latents: both are made here (encoded
+            # first, then drawn, from the images' generators as img2img does) for the unmasked latents to be held to
+            if isinstance(init, list):
+                init = _encode_all(pipe, images, generators)
+            noise = _starting_noise(pipe, generators, p.width, p.height)
+            start.update(latents=init, noise=noise if variation is None else variation.apply(noise))
+            kwargs["latents"] = start["noise"]
 
     def add_noise_recorded(original_samples: Any, noise: Any, timesteps: Any) -> Any:
         if variation is not None:
@@ -587,6 +654,13 @@ def inpaint_pass(
         return pipe(image=init, strength=strength, **{**kwargs, "callback_on_step_end": hold_unmasked}).images
     finally:
         del scheduler.add_noise
+
+
+def _encode_all(pipe: Any, images: list[Image], generators: list[Any]) -> Any:
+    """A batch's latents as the img2img pipeline makes them, image i sampled with generator i."""
+    import torch
+
+    return torch.cat([_encode(pipe, image, generator) for image, generator in zip(images, generators, strict=True)])
 
 
 def _encode(pipe: Any, image: Image, generator: Any) -> Any:

@@ -41,15 +41,18 @@ UNET_OUTPUT_SCALE = 16.0
 CROSS_ATTENTION_SCALE = 16.0
 
 
-def build(out_dir: Path) -> None:
+def build(out_dir: Path, in_channels: int = 4, pipeline_class: str = "StableDiffusionPipeline") -> None:
+    """The model into `out_dir`; `in_channels` 9 (and StableDiffusionInpaintPipeline) makes the inpainting model of
+    build_tiny_inpaint_model.py, whose UNet also takes the mask and the masked image's latents."""
+    import diffusers
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(WEIGHT_SEED)
     unet = UNet2DConditionModel(
         sample_size=8,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         block_out_channels=(16, 32),
         layers_per_block=1,
@@ -97,7 +100,7 @@ def build(out_dir: Path) -> None:
     source_config["prediction_type"] = "epsilon"
     scheduler = DDIMScheduler.from_config(source_config)
     tokenizer = CLIPTokenizer.from_pretrained(SOURCE_MODEL / "tokenizer", local_files_only=True)
-    pipe = StableDiffusionPipeline(
+    pipe = getattr(diffusers, pipeline_class)(
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,
@@ -116,22 +119,30 @@ def build(out_dir: Path) -> None:
     write_manifest(out_dir)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    kind: str = "epsilon-prediction",
+    shipped: Path = SHIPPED_OUT,
+    in_channels: int = 4,
+    pipeline_class: str = "StableDiffusionPipeline",
+) -> int:
+    """Make the model (this one, or with other arguments build_tiny_inpaint_model.py's) into the new folder --out."""
     parser = argparse.ArgumentParser(
-        description="Make the epsilon-prediction tiny model into a new folder (see the module docstring).",
+        description=f"Make the {kind} tiny model into a new folder (see the module docstring).",
     )
     parser.add_argument("--out", type=Path, required=True, help="model folder to create; must not exist yet")
     args = parser.parse_args(argv)
     out_dir: Path = args.out.resolve()
     if out_dir.exists():
-        hint = " (the shipped model: its files are committed, never regenerated)" if out_dir == SHIPPED_OUT else ""
+        hint = " (the shipped model: its files are committed, never regenerated)" if out_dir == shipped else ""
         print(f"{out_dir}: already exists{hint}; choose a new folder", file=sys.stderr)
         return 2
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and rename at the end, so an interrupted run never leaves half a model.
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-sd-eps-", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{shipped.name}-", dir=out_dir.parent))
     try:
-        build(staging)
+        build(staging, in_channels=in_channels, pipeline_class=pipeline_class)
         staging.rename(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

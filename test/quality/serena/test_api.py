@@ -417,8 +417,9 @@ def test_samplers_and_models_are_listed(client: httpx.Client) -> None:
     # the tiny model predicts the sample: the samplers it refuses are not listed
     assert "DPM2" not in listed and "PLMS" not in listed and len(listed) == 14
     assert all("sample" in item["options"]["prediction_types"] for item in listed.values())
-    tiny, eps = ok(client.get("/sdapi/v1/sd-models"))
+    tiny, eps, inpaint = ok(client.get("/sdapi/v1/sd-models"))
     assert eps["model_name"] == "tiny-sd-eps" and eps["title"] == f"tiny-sd-eps [{eps['hash']}]"
+    assert inpaint["model_name"] == "tiny-sd-inpaint"
     assert tiny["model_name"] == "tiny-sd" and len(tiny["sha256"]) == 64
     assert tiny["hash"] == tiny["sha256"][:10] and tiny["title"] == f"tiny-sd [{tiny['hash']}]"
     assert Path(tiny["filename"]).is_dir()

@@ -111,6 +111,10 @@ class FakePipeline:
     def scheduler(self) -> Any:
         return type("Scheduler", (), {"config": {"prediction_type": "sample"}})()
 
+    @property
+    def unet(self) -> Any:
+        return type("UNet", (), {"config": type("Config", (), {"in_channels": 4})()})()
+
     def to(self, device: str) -> FakePipeline:
         self.moved_to.append(device)
         return self

@@ -64,9 +64,9 @@ def test_models_under_the_data_dir_are_listed_and_resolved(data_dir: Path) -> No
     shutil.copytree(models.TINY_MODEL_DIR, data_dir / "models" / "copy-a")
     (data_dir / "models" / "not-a-model").mkdir()
     names = [m.name for m in models.list_models(data_dir)]
-    assert names == ["tiny-sd", "tiny-sd-eps", "copy-a"]
+    assert names == ["tiny-sd", "tiny-sd-eps", "tiny-sd-inpaint", "copy-a"]
     assert models.resolve_model("copy-a", data_dir).path == (data_dir / "models" / "copy-a").resolve()
-    title = models.list_models(data_dir)[2].title
+    title = models.list_models(data_dir)[3].title
     assert models.resolve_model(title, data_dir).name == "copy-a"
 
 
