@@ -41,28 +41,46 @@ def floor_worker(out: Path, threads: int) -> int:
     import hashlib
 
     import torch
-    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
     from PIL import Image
 
-    from harness.golden.cases import init_image, load_cases
-    from serena import samplers
-    from serena.models import TINY_EPS_MODEL_DIR, TINY_EPS_MODEL_NAME, TINY_MODEL_DIR, TINY_MODEL_NAME
+    from harness.golden.cases import init_image, load_cases, mask_image
+    from serena import models, samplers
 
     torch.set_num_threads(threads)
     pipelines: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
-    for name, folder in ((TINY_MODEL_NAME, TINY_MODEL_DIR), (TINY_EPS_MODEL_NAME, TINY_EPS_MODEL_DIR)):
+    shipped = (
+        (models.TINY_MODEL_NAME, models.TINY_MODEL_DIR),
+        (models.TINY_EPS_MODEL_NAME, models.TINY_EPS_MODEL_DIR),
+        (models.TINY_INPAINT_MODEL_NAME, models.TINY_INPAINT_MODEL_DIR),
+    )
+    for name, folder in shipped:
         txt2img = StableDiffusionPipeline.from_pretrained(
             folder, local_files_only=True, safety_checker=None, feature_extractor=None,
             requires_safety_checker=False, low_cpu_mem_usage=False,
         )  # fmt: skip
         txt2img.set_progress_bar_config(disable=True)
-        img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
+        if txt2img.unet.config.in_channels == models.INPAINTING_IN_CHANNELS:
+            # an inpainting model: every pass on the inpainting pipeline (see inpainting_inputs below)
+            txt2img = img2img = StableDiffusionInpaintPipeline(**txt2img.components)
+        else:
+            img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
         img2img.set_progress_bar_config(disable=True)
         pipelines[name] = (txt2img, img2img, dict(txt2img.scheduler.config))
+
+    def inpainting_inputs(case: Any) -> dict[str, Any]:
+        """An inpainting model's extra inputs: the case's mask, or everything masked; a grey image for txt2img."""
+        white = Image.new("L", (case.width, case.height), 255)
+        mask = white if case.mask_image is None else mask_image(case, cases_dir).convert("L")
+        extra: dict[str, Any] = {"mask_image": mask, "width": case.width, "height": case.height}
+        if case.mode == "txt2img":
+            extra.update(image=[Image.new("RGB", (case.width, case.height), (127, 127, 127))], strength=1.0)
+        return extra
+
     cases_dir = REPO_ROOT / "harness" / "cases"
     hashes: dict[str, list[str]] = {}
     for case in load_cases(cases_dir):
-        txt2img, img2img, config = pipelines[case.override_settings.get("sd_model_checkpoint", TINY_MODEL_NAME)]
+        txt2img, img2img, config = pipelines[case.override_settings.get("sd_model_checkpoint", models.TINY_MODEL_NAME)]
         pipe = img2img if case.mode == "img2img" else txt2img
         pipe.scheduler = samplers.build_scheduler(samplers.find_sampler(case.sampler), config)
         images = []
@@ -77,11 +95,13 @@ def floor_worker(out: Path, threads: int) -> int:
                 "eta": case.override_settings.get("eta_ddim", 0.0),
                 "clip_skip": (case.override_settings.get("CLIP_stop_at_last_layers", 1) - 1) or None,
             }
+            if isinstance(pipe, StableDiffusionInpaintPipeline):
+                kwargs.update(inpainting_inputs(case))
             if case.mode == "img2img":
                 init = init_image(case, cases_dir).resize((case.width, case.height), Image.Resampling.LANCZOS)
                 images += pipe(image=[init] * case.batch_size, strength=case.denoising_strength, **kwargs).images
             else:
-                images += pipe(width=case.width, height=case.height, **kwargs).images
+                images += pipe(**{"width": case.width, "height": case.height, **kwargs}).images
         hashes[case.id] = [
             hashlib.sha256(f"{im.width}x{im.height}:".encode() + im.convert("RGB").tobytes()).hexdigest()
             for im in images
