@@ -4,6 +4,8 @@ in turns.
 
 Usage: python benchmarks/pr_gate.py [--turns 3] [--base origin/main] [--skip-steps] [--skip-floor]
 
+It also prints, per case, the golden run's and the floor's seconds where they differ most.
+
 The steps are read from .github/workflows/pr.yml, so the figures follow the workflow: every `run:` step of the jobs
 that gate a pull request, except installing the environment (CI caches it) and uploads and downloads. A step's
 `${VAR}` values come from the workflow's env and matrix. The total is both serial (this machine, one step after
@@ -79,7 +81,9 @@ def floor_worker(out: Path, threads: int) -> int:
 
     cases_dir = REPO_ROOT / "harness" / "cases"
     hashes: dict[str, list[str]] = {}
+    seconds: dict[str, float] = {}
     for case in load_cases(cases_dir):
+        started = time.perf_counter()
         txt2img, img2img, config = pipelines[case.override_settings.get("sd_model_checkpoint", models.TINY_MODEL_NAME)]
         pipe = img2img if case.mode == "img2img" else txt2img
         pipe.scheduler = samplers.build_scheduler(samplers.find_sampler(case.sampler), config)
@@ -106,8 +110,20 @@ def floor_worker(out: Path, threads: int) -> int:
             hashlib.sha256(f"{im.width}x{im.height}:".encode() + im.convert("RGB").tobytes()).hexdigest()
             for im in images
         ]
+        seconds[case.id] = time.perf_counter() - started
     (out / "floor.json").write_text(json.dumps(hashes), encoding="utf-8")
+    (out / "floor-seconds.json").write_text(json.dumps(seconds), encoding="utf-8")
     return 0
+
+
+def case_gaps(report_dir: Path, floor_seconds: dict[str, float]) -> list[tuple[str, float, float]]:
+    """(case, golden run seconds, floor seconds) for every case, the largest gap first; the first case of each side
+    carries its imports and model load, so it is left out."""
+    document = json.loads((report_dir / "golden.json").read_text(encoding="utf-8"))
+    ours = {case["case"]: case["seconds"] or 0.0 for case in document["cases"]}
+    first = {document["cases"][0]["case"], next(iter(floor_seconds), "")}
+    rows = [(case, ours[case], floor_seconds[case]) for case in ours if case in floor_seconds and case not in first]
+    return sorted(rows, key=lambda row: row[2] - row[1])
 
 
 def golden_hashes(report_dir: Path) -> dict[str, list[str]]:
@@ -151,8 +167,10 @@ def measure_floor(turns: int, threads: int) -> dict[str, Any]:
         floor = json.loads((work / "floor.json").read_text(encoding="utf-8"))
         ours = golden_hashes(work / "golden")
         same = sum(floor.get(case) == hashes for case, hashes in ours.items()), len(ours)
+        gaps = case_gaps(work / "golden", json.loads((work / "floor-seconds.json").read_text(encoding="utf-8")))
     medians = {name: statistics.median(values) for name, values in times.items()}
-    return {"times": times, "medians": medians, "ratio": medians["golden run"] / medians["floor"], "same": same}
+    ratio = medians["golden run"] / medians["floor"]
+    return {"times": times, "medians": medians, "ratio": ratio, "same": same, "gaps": gaps}
 
 
 # -- the workflow's steps --------------------------------------------------------------------------------------
@@ -257,6 +275,14 @@ def main() -> int:
         same, total = floor["same"]
         print(f"ratio golden run / floor: {floor['ratio']:.3f} (goal <= {FLOOR_GOAL})   same pixels: {same}/{total}")
         failed |= floor["ratio"] > FLOOR_GOAL or same != total
+        gaps = floor["gaps"]
+        ours_total, floor_total = sum(row[1] for row in gaps), sum(row[2] for row in gaps)
+        print(
+            f"per case (last turn, first case of each side left out): golden run {ours_total:.2f} s, "
+            f"floor {floor_total:.2f} s over {len(gaps)} cases; the largest gaps:"
+        )
+        for case, ours_s, floor_s in gaps[:6]:
+            print(f"  {case:<40} golden run {ours_s:6.3f} s   floor {floor_s:6.3f} s   gap {ours_s - floor_s:+.3f} s")
     return 1 if failed else 0
 
 
