@@ -154,13 +154,19 @@ def _always(value: Any, request: Mapping[str, Any]) -> bool:
     return True
 
 
-def _unless(switch: str) -> Callable[[Any, Mapping[str, Any]], bool]:
-    """No effect while the field `switch` is off (hires fix, mask, refiner, subseed strength)."""
-    return lambda value, request: _off(request.get(switch), request)
+def _unless(
+    switch: str, switch_off: Callable[[Any, Mapping[str, Any]], bool] = _off
+) -> Callable[[Any, Mapping[str, Any]], bool]:
+    """No effect while the field `switch` is off by `switch_off` (scripts, a refiner)."""
+    return lambda value, request: switch_off(request.get(switch), request)
 
 
 def _one_of(*values: Any) -> Callable[[Any, Mapping[str, Any]], bool]:
     return lambda value, request: value is None or value in values
+
+
+# the web UI's ways of saying "no refiner"
+NO_REFINER = _one_of("", "None")
 
 
 @dataclass(frozen=True)
@@ -188,8 +194,10 @@ COMPAT_FIELDS: dict[str, CompatField] = {
     "s_tmin": CompatField(float | None, "sampler parameter s_tmin", "null or 0"),
     "s_tmax": CompatField(float | None, "sampler parameter s_tmax", "null or 0", _one_of(0)),
     "s_noise": CompatField(float | None, "sampler parameter s_noise", "null or 1", _one_of(1)),
-    "refiner_checkpoint": CompatField(str | None, "refiner", 'null, "" or "None"', _one_of("", "None")),
-    "refiner_switch_at": CompatField(float | None, "refiner", "any without a refiner", _unless("refiner_checkpoint")),
+    "refiner_checkpoint": CompatField(str | None, "refiner", 'null, "" or "None"', NO_REFINER),
+    "refiner_switch_at": CompatField(
+        float | None, "refiner", "any without a refiner", _unless("refiner_checkpoint", NO_REFINER)
+    ),
     "comments": CompatField(dict[str, Any] | None, "infotext comments", "null or {}"),
     "script_name": CompatField(str | None, "scripts", 'null or ""'),
     "script_args": CompatField(list[Any] | None, "scripts", "any without a script", _unless("script_name")),

@@ -26,12 +26,11 @@ from starlette.concurrency import run_in_threadpool
 
 from serena import models, samplers, shared, upscalers
 from serena.api_models import ErrorResponse, MalformedBodyResponse
-from serena.images import EXIF_IFD, EXIF_USER_COMMENT
+from serena.images import exif_user_comment
 from serena.infotext import parse_infotext
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-    from PIL.Image import Image
 
     from serena.api_models import ApiLimits
 
@@ -39,7 +38,6 @@ API_PREFIX = "/sdapi/v1"
 # what /png-info opens; Pillow's other plugins (EPS via Ghostscript among them) are never reached
 PNG_INFO_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 # the 8-byte character-code prefix of an EXIF UserComment, and the codec of each (JPEG/WEBP infotext lives there)
-USER_COMMENT_CODECS = {b"UNICODE\0": "utf-16-be", b"ASCII\0\0\0": "ascii", b"\0" * 8: "utf-8"}
 # what a route may answer besides 200 (and 422, which FastAPI documents itself for a body)
 PNG_INFO_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": MalformedBodyResponse, "description": "The body is not UTF-8 JSON"},
@@ -233,22 +231,6 @@ def _unprocessable(field: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error"}])
 
 
-def _user_comment(image: Image) -> str:
-    """The EXIF UserComment (where JPEG and WEBP keep infotext), or "" when there is none or it is unreadable."""
-    try:
-        comment = image.getexif().get_ifd(EXIF_IFD).get(EXIF_USER_COMMENT)
-    except Exception:  # noqa: BLE001 - broken EXIF in an otherwise readable image only means no infotext there
-        return ""
-    if isinstance(comment, str):
-        return comment.rstrip("\0")
-    if not isinstance(comment, bytes):
-        return ""
-    codec = USER_COMMENT_CODECS.get(comment[:8])
-    if codec is None:  # no character-code prefix: the whole value is the text
-        return comment.decode("utf-8", errors="replace").rstrip("\0")
-    return comment[8:].decode(codec, errors="replace").rstrip("\0")
-
-
 def read_png_info(text: str, limits: ApiLimits) -> PngInfoResponse:
     """The infotext and text chunks of a base64 image; a 422 naming `image` when it is not a readable image within
     the limits. Only the header is read: pixels are never decoded, so the pixel limit holds before any work."""
@@ -281,7 +263,7 @@ def read_png_info(text: str, limits: ApiLimits) -> PngInfoResponse:
             )
         chunks = {str(key): str(value) for key, value in image.info.items() if isinstance(value, str)}
         comment = image.info.get("comment")  # GIF and JPEG comments are bytes
-        exif_comment = _user_comment(image) if "exif" in image.info else ""
+        exif_comment = exif_user_comment(image) if "exif" in image.info else ""
     info = chunks.pop("parameters", "") or exif_comment
     if not info and isinstance(comment, bytes):
         info = comment.decode("utf-8", errors="replace")

@@ -23,6 +23,8 @@ log = logging.getLogger("serena")
 
 EXIF_IFD = 0x8769
 EXIF_USER_COMMENT = 0x9286
+# EXIF UserComment's 8-byte character-code prefixes (an undefined prefix, all NULs, is read as UTF-8)
+USER_COMMENT_CODECS = {b"UNICODE\0": "utf-16-be", b"ASCII\0\0\0": "ascii", b"\0" * 8: "utf-8"}
 _NUMBERED = re.compile(r"^(\d{5,})(?=[-.]|$)")
 PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 # File systems cap a name at 255 bytes; keep room for ".webp" and a "-NN" clash suffix.
@@ -123,16 +125,30 @@ def read_infotext(path: Path) -> str | None:
             image.load()
             if "parameters" in image.info:
                 return str(image.info["parameters"])
-            comment = image.getexif().get_ifd(EXIF_IFD).get(EXIF_USER_COMMENT)
+            comment = exif_user_comment(image)
     except FileNotFoundError:
         raise InputFileError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputFileError(f"{path}: not a readable image ({exc})") from None
-    if isinstance(comment, bytes):
-        if comment.startswith(b"UNICODE\0"):
-            return comment[8:].decode("utf-16-be", errors="replace")
-        return comment.split(b"\0", 1)[-1].decode("utf-8", errors="replace")
-    return comment if isinstance(comment, str) else None
+    return comment or None
+
+
+def exif_user_comment(image: Image) -> str:
+    """The EXIF UserComment (where JPEG and WEBP keep infotext) decoded by its character-code prefix (UNICODE,
+    ASCII or undefined; without one the whole value is UTF-8), trailing NULs dropped; "" when there is none or the
+    EXIF cannot be read."""
+    try:
+        comment = image.getexif().get_ifd(EXIF_IFD).get(EXIF_USER_COMMENT)
+    except Exception:  # noqa: BLE001 - broken EXIF in an otherwise readable image only means no infotext there
+        return ""
+    if isinstance(comment, str):
+        return comment.rstrip("\0")
+    if not isinstance(comment, bytes):
+        return ""
+    codec = USER_COMMENT_CODECS.get(comment[:8])
+    if codec is None:  # no character-code prefix: the whole value is the text
+        return comment.decode("utf-8", errors="replace").rstrip("\0")
+    return comment[8:].decode(codec, errors="replace").rstrip("\0")
 
 
 def load_image(path: Path, *, mask: bool = False) -> Image:

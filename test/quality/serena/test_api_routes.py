@@ -269,10 +269,12 @@ def test_an_image_without_infotext_has_none(base_url: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
-def test_png_info_reads_the_exif_user_comment_of_jpeg_and_webp(base_url: str, fmt: str) -> None:
+@pytest.mark.parametrize("code", ["UNICODE", "ASCII"])
+def test_png_info_reads_the_exif_user_comment_of_jpeg_and_webp(base_url: str, fmt: str, code: str) -> None:
     # where Serena (and the web UI) keep infotext in a JPEG or WEBP
     exif = Image.Exif()
-    exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = b"UNICODE\0" + INFOTEXT.encode("utf-16-be")
+    encoded = b"UNICODE\0" + INFOTEXT.encode("utf-16-be") if code == "UNICODE" else b"ASCII\0\0\0" + INFOTEXT.encode()
+    exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = encoded
     body = png_info(base_url, encode(Image.new("RGB", (8, 8)), fmt, exif=exif.tobytes()))
     assert body["info"] == INFOTEXT and body["parameters"]["Seed"] == "1234" and body["items"] == {}
 

@@ -345,6 +345,30 @@ def test_unreadable_files_raise_input_file_error_naming_the_path(tmp_path: Path,
     assert str(path) in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("comment", "expected"),
+    [
+        (b"UNICODE\0" + "a fox, ünïcode".encode("utf-16-be"), "a fox, ünïcode"),
+        (b"ASCII\0\0\0" + b"a fox\0", "a fox"),
+        (b"\0" * 8 + "a fox, ünïcode".encode(), "a fox, ünïcode"),  # the undefined code: read as UTF-8
+        ("a fox, ünïcode".encode(), "a fox, ünïcode"),  # no character-code prefix at all
+        (b"", None),
+    ],
+    ids=["unicode", "ascii", "undefined", "unprefixed", "empty"],
+)
+def test_read_infotext_decodes_an_exif_user_comment_by_its_character_code(
+    tmp_path: Path, comment: bytes, expected: str | None
+) -> None:
+    """The same decoding as /sdapi/v1/png-info (serena.images.exif_user_comment serves both)."""
+    from serena.images import EXIF_IFD, EXIF_USER_COMMENT
+
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = comment
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (8, 8)).save(path, "JPEG", exif=exif.tobytes())
+    assert read_infotext(path) == expected
+
+
 def test_jpeg_with_an_infotext_too_long_for_exif_keeps_the_image(caplog: pytest.LogCaptureFixture) -> None:
     # ~36K characters of infotext: over JPEG's 64 KiB EXIF segment in UTF-16 (a prompt that long is refused since
     # prompts are encoded whole, so an extension's generation parameter carries the length)

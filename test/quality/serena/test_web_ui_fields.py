@@ -90,6 +90,9 @@ def test_strict_accepts_what_a_client_sends_as_a_no_op(servers: dict[str, str]) 
         "force_task_id": "abc",
         "s_noise": 1,
         "sampler_index": "Euler",  # sampler_name wins
+        # "None" is how the web UI's own client says "no refiner": its switch point then changes nothing
+        "refiner_checkpoint": "None",
+        "refiner_switch_at": 0.8,
     }
     pixels, info = generated(post(servers["strict"], "txt2img", {**FAST, **no_ops}))
     assert pixels == plain and info["ignored_fields"] == []
