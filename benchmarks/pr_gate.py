@@ -50,7 +50,7 @@ def floor_worker(out: Path, threads: int) -> int:
     from serena import models, samplers
 
     torch.set_num_threads(threads)
-    pipelines: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+    pipelines: dict[str, tuple[Any, Any, dict[str, Any], Any]] = {}
     shipped = (
         (models.TINY_MODEL_NAME, models.TINY_MODEL_DIR),
         (models.TINY_EPS_MODEL_NAME, models.TINY_EPS_MODEL_DIR),
@@ -62,13 +62,16 @@ def floor_worker(out: Path, threads: int) -> int:
             requires_safety_checker=False, low_cpu_mem_usage=False,
         )  # fmt: skip
         txt2img.set_progress_bar_config(disable=True)
+        # diffusers' inpainting pipeline: for the mask cases of a 4-channel model (it holds the unmasked latents), and
+        # for every pass of an inpainting model (see inpainting_inputs below)
+        inpaint = StableDiffusionInpaintPipeline(**txt2img.components)
+        inpaint.set_progress_bar_config(disable=True)
         if txt2img.unet.config.in_channels == models.INPAINTING_IN_CHANNELS:
-            # an inpainting model: every pass on the inpainting pipeline (see inpainting_inputs below)
-            txt2img = img2img = StableDiffusionInpaintPipeline(**txt2img.components)
+            txt2img = img2img = inpaint
         else:
             img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
         img2img.set_progress_bar_config(disable=True)
-        pipelines[name] = (txt2img, img2img, dict(txt2img.scheduler.config))
+        pipelines[name] = (txt2img, img2img, dict(txt2img.scheduler.config), inpaint)
 
     def inpainting_inputs(case: Any) -> dict[str, Any]:
         """An inpainting model's extra inputs: the case's mask, or everything masked; a grey image for txt2img."""
@@ -79,13 +82,40 @@ def floor_worker(out: Path, threads: int) -> int:
             extra.update(image=[Image.new("RGB", (case.width, case.height), (127, 127, 127))], strength=1.0)
         return extra
 
+    def hires(
+        case: Any, pipe: Any, img2img: Any, config: dict[str, Any], kwargs: dict[str, Any], seeds: list[int]
+    ) -> Any:
+        """The hires fix with diffusers alone: the first pass, upscaled (latents bilinear, or the image with Lanczos),
+        then img2img at the larger size with fresh generators."""
+        options = case.generation
+        scale = options.get("hr_scale", 2.0)
+        width = options.get("hr_resize_x") or int(case.width * scale)
+        height = options.get("hr_resize_y") or int(case.height * scale)
+        latent = str(options.get("hr_upscaler", "Latent")).startswith("Latent")
+        first = pipe(width=case.width, height=case.height, output_type="latent" if latent else "pil", **kwargs).images
+        if latent:
+            upscaled = torch.nn.functional.interpolate(first, size=(height // 8, width // 8), mode="bilinear")
+        else:
+            upscaled = [image.resize((width, height), Image.Resampling.LANCZOS) for image in first]
+        sampler = samplers.find_sampler(options.get("hr_sampler_name") or case.sampler)
+        img2img.scheduler = samplers.build_scheduler(sampler, config)
+        second = {
+            **kwargs,
+            "num_inference_steps": options.get("hr_second_pass_steps") or case.steps,
+            "generator": [torch.Generator("cpu").manual_seed(seed) for seed in seeds],
+        }
+        return img2img(image=upscaled, strength=case.denoising_strength or 0.75, **second).images
+
     cases_dir = REPO_ROOT / "harness" / "cases"
     hashes: dict[str, list[str]] = {}
     seconds: dict[str, float] = {}
     for case in load_cases(cases_dir):
         started = time.perf_counter()
-        txt2img, img2img, config = pipelines[case.override_settings.get("sd_model_checkpoint", models.TINY_MODEL_NAME)]
+        model = case.override_settings.get("sd_model_checkpoint", models.TINY_MODEL_NAME)
+        txt2img, img2img, config, inpaint = pipelines[model]
         pipe = img2img if case.mode == "img2img" else txt2img
+        if case.mask_image is not None:
+            pipe = inpaint
         pipe.scheduler = samplers.build_scheduler(samplers.find_sampler(case.sampler), config)
         images = []
         for batch in range(case.n_iter):
@@ -101,9 +131,13 @@ def floor_worker(out: Path, threads: int) -> int:
             }
             if isinstance(pipe, StableDiffusionInpaintPipeline):
                 kwargs.update(inpainting_inputs(case))
+            elif case.mask_image is not None:  # a 4-channel model's mask case
+                kwargs["mask_image"] = mask_image(case, cases_dir).convert("L")
             if case.mode == "img2img":
                 init = init_image(case, cases_dir).resize((case.width, case.height), Image.Resampling.LANCZOS)
                 images += pipe(image=[init] * case.batch_size, strength=case.denoising_strength, **kwargs).images
+            elif case.generation.get("enable_hr"):
+                images += hires(case, pipe, img2img, config, kwargs, seeds)
             else:
                 images += pipe(**{"width": case.width, "height": case.height, **kwargs}).images
         hashes[case.id] = [
