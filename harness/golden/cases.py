@@ -310,6 +310,16 @@ def load_cases(cases_dir: Path) -> list[Case]:
     return sorted(cases, key=lambda c: c.id)
 
 
+def run_order(cases: list[Case]) -> list[Case]:
+    """`cases` grouped by the model they name (override_settings' sd_model_checkpoint; none is the default model), the
+    groups in order of their first case and each group in the given order. The runtime holds one model at a time, so
+    in this order each model loads once; reports still list the cases in their own order."""
+    groups: dict[str, list[Case]] = {}
+    for case in cases:
+        groups.setdefault(str(case.override_settings.get("sd_model_checkpoint", "")), []).append(case)
+    return [case for group in groups.values() for case in group]
+
+
 # -- init images -----------------------------------------------------------------------------
 def _gradient(width: int, height: int) -> Any:
     import numpy as np

@@ -20,7 +20,7 @@ from typing import Any, Literal, assert_never, get_args
 
 from harness.config import HarnessConfig
 from harness.errors import CaseErrored
-from harness.golden.cases import SYNTHETIC_PREFIX, Case, init_image, load_cases
+from harness.golden.cases import SYNTHETIC_PREFIX, Case, init_image, load_cases, run_order
 from harness.golden.measures import degenerate_reason, mean_abs_difference, measure, phash_distance
 from harness.golden.runner import CaseRun, isolated_runtime, one_line, run_case
 from harness.golden.selection import Selection
@@ -528,7 +528,7 @@ def compare_frontends(
         return report  # no server to start: each front end's check is inconclusive, nothing selected
     with isolated_runtime(device, precision, cases_dir), ExitStack() as stack:
         frontends = {via: stack.enter_context(open_frontend(via)) for via in report.vias}
-        for position, case in enumerate(chosen, start=1):
+        for position, case in enumerate(run_order(chosen), start=1):
             if progress is not None:
                 progress(case, position, len(chosen))
             try:
@@ -542,6 +542,8 @@ def compare_frontends(
                 continue
             for via in report.vias:
                 report.comparisons.append(_compare_one(case, cases_dir, via, threads, frontends[via], in_process))
+    listed = {case.id: position for position, case in enumerate(chosen)}
+    report.comparisons.sort(key=lambda comparison: listed[comparison.case_id])
     report.seconds = time.perf_counter() - started
     return report
 

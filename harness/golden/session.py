@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from harness.config import HarnessConfig
 from harness.errors import CaseErrored, GoldenError
-from harness.golden.cases import Case, load_cases
+from harness.golden.cases import Case, load_cases, run_order
 from harness.golden.compare import PASSING, CaseVerdict, Verdict, compare_case
 from harness.golden.manifest import (
     ALTERNATE_NAME,
@@ -94,7 +94,7 @@ def run_goldens(
     today = datetime.now(UTC).date()
     drift_machine = here if cfg["golden.drift"] == "fail" else None
     with isolated_runtime(device, precision, cases_dir):
-        for position, case in enumerate(chosen, start=1):
+        for position, case in enumerate(run_order(chosen), start=1):
             if progress is not None:
                 progress(case, position, len(chosen))
             try:
@@ -127,6 +127,9 @@ def run_goldens(
                 )
                 queue.queue(pending)
                 report.changes.extend(update_changes(verdict, golden_set.entries.get(case.id), pending))
+    listed = {case.id: position for position, case in enumerate(chosen)}
+    report.verdicts.sort(key=lambda verdict: listed[verdict.case_id])
+    report.changes.sort(key=lambda change: listed[change.case_id])
     if update == "all" or update == "failed":
         for case_id in report.unused:
             queue.remove(case_id)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from support import REPO_ROOT
 
+import serena.models
 import serena.processing
 from harness.config import HarnessConfig, load_config
 from harness.golden.calibrate import SELFTEST_CASES, calibrate, derived_ssim_tolerance, selftest
@@ -72,6 +73,28 @@ def test_the_committed_set_passes_for_the_selected_cases(golden_copy: HarnessCon
         assert {v.verdict for v in report.verdicts} == {Verdict.IDENTICAL}
     else:
         assert {v.verdict for v in report.verdicts} <= {Verdict.IDENTICAL, Verdict.EQUIVALENT}
+
+
+def test_cases_run_grouped_by_model_and_are_reported_in_id_order(
+    golden_copy: HarnessConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In id order these cases switch models three times; grouped, each of the three models loads once."""
+    loaded: list[str] = []
+    original = serena.models.load_model
+
+    def counting(info, *args, **kwargs):
+        loaded.append(info.name)
+        return original(info, *args, **kwargs)
+
+    monkeypatch.setattr(serena.models, "load_model", counting)
+    serena.models.model_cache.clear()
+    ids = ("eps-plms", "i2i-euler-a-harbour", "inp-model-t2i-euler", "t2i-euler")
+
+    report = run_goldens(golden_copy, selection=Selection(ids))
+
+    assert loaded == ["tiny-sd-eps", "tiny-sd", "tiny-sd-inpaint"]
+    assert [verdict.case_id for verdict in report.verdicts] == list(ids)
+    assert report.outcome() is Outcome.PASSED
 
 
 def test_a_seed_offset_is_changed_and_traced_to_the_first_latents(

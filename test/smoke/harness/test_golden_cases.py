@@ -13,7 +13,7 @@ from PIL import Image
 from support import REPO_ROOT
 
 from harness.errors import ConfigError, GoldenError
-from harness.golden.cases import SYNTHETIC_IMAGES, Case, init_image, load_cases, parse_case
+from harness.golden.cases import SYNTHETIC_IMAGES, Case, init_image, load_cases, parse_case, run_order
 from harness.golden.measures import degenerate_reason, measure
 from harness.golden.selection import Selection, parse_shard
 
@@ -103,6 +103,25 @@ def test_cases_from_every_file_are_sorted_by_id(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a case file", encoding="utf-8")
 
     assert [case.id for case in load_cases(tmp_path)] == ["a-case", "b-case", "c-case"]
+
+
+def test_the_run_order_groups_cases_by_model_in_order_of_first_appearance(tmp_path: Path) -> None:
+    def on(model: str | None) -> dict[str, Any]:
+        return {"override_settings": {"sd_model_checkpoint": model}} if model else {}
+
+    write_cases(
+        tmp_path,
+        {**TXT2IMG, "id": "a-eps", **on("tiny-sd-eps")},
+        {**TXT2IMG, "id": "b-default"},
+        {**TXT2IMG, "id": "c-inpaint", **on("tiny-sd-inpaint")},
+        {**TXT2IMG, "id": "d-default"},
+        {**TXT2IMG, "id": "e-eps", **on("tiny-sd-eps")},
+    )
+    cases = load_cases(tmp_path)
+
+    assert [case.id for case in run_order(cases)] == ["a-eps", "e-eps", "b-default", "d-default", "c-inpaint"]
+    assert run_order(cases[1:2]) == cases[1:2]
+    assert run_order([]) == []
 
 
 def test_an_img2img_case_with_a_shipped_file_records_its_sha256(tmp_path: Path) -> None:
