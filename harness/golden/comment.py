@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.golden.compare import CaseVerdict, ImageComparison, Verdict
 from harness.golden.measures import heatmap
-from harness.golden.report import GoldenReport
+from harness.golden.report import REPORT_PNG_LEVEL, GoldenReport
 from harness.outcome import Outcome
 from harness.output import atomic_write, atomic_write_text
 
@@ -297,4 +297,4 @@ def _thumbnail(image: Any) -> Any:
 
 
 def _write_png(path: Path, image: Any) -> None:
-    atomic_write(path, lambda handle: image.save(handle, "PNG"))
+    atomic_write(path, lambda handle: image.save(handle, "PNG", compress_level=REPORT_PNG_LEVEL))

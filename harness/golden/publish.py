@@ -17,7 +17,7 @@ from harness.golden.comment import write_pr_comment
 from harness.golden.compare import ImageComparison
 from harness.golden.document import write_document
 from harness.golden.render import render_html, render_junit, render_markdown
-from harness.golden.report import ACTUAL_DIR, GoldenReport
+from harness.golden.report import ACTUAL_DIR, REPORT_PNG_LEVEL, GoldenReport
 from harness.output import atomic_write, write_output
 
 HTML_NAME = "golden.html"
@@ -74,7 +74,7 @@ def _actual_pictures(report: GoldenReport) -> dict[str, tuple[Writer, list[Image
 
 
 def _png_writer(picture: Any) -> Writer:
-    return lambda handle: picture.save(handle, "PNG")
+    return lambda handle: picture.save(handle, "PNG", compress_level=REPORT_PNG_LEVEL)
 
 
 def _bytes_writer(data: bytes) -> Writer:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from harness.golden.compare import PASSING, CaseVerdict, ImageComparison, Verdict
 from harness.golden.document import document_text
-from harness.golden.report import GoldenReport, UpdateChange
+from harness.golden.report import REPORT_PNG_LEVEL, GoldenReport, UpdateChange
 
 _TIER_COLOURS = {
     "identical": "#1a7f37",
@@ -220,19 +221,43 @@ def _data_uri(image: Any) -> str:
     """The image at its own size: the page scales it up without smoothing (CSS image-rendering: pixelated), so the
     report embeds each pixel once instead of sixteen times."""
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.save(buffer, "PNG", compress_level=REPORT_PNG_LEVEL)
+    return _bytes_uri(buffer.getvalue(), "image/png")
+
+
+def _bytes_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+@dataclass(frozen=True)
+class _Picture:
+    """An image file read once: its pixels (for the difference) and, as it lies on disk, its data URI."""
+
+    image: Any
+    uri: str
 
 
 def _load(path: Path) -> Any | None:
+    picture = _read(path)
+    return None if picture is None else picture.image
+
+
+def _read(path: Path) -> _Picture | None:
+    """The file's RGB pixels and a data URI of them: an RGB PNG (what the harness writes) embedded as it lies on disk,
+    anything else re-encoded from the RGB pixels; None when it is missing or does not decode."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
             image.load()
-            return image.convert("RGB")
+            kind = image.format
+            rgb = image.convert("RGB")
     except (OSError, ValueError):
         return None
+    if kind == "PNG" and image.mode == "RGB":
+        return _Picture(rgb, _bytes_uri(data, "image/png"))
+    return _Picture(rgb, _data_uri(rgb))
 
 
 def render_html(report: GoldenReport) -> str:
@@ -248,8 +273,8 @@ def render_html(report: GoldenReport) -> str:
         case_name = html.escape(verdict.case_id)
         cells = []
         for image in verdict.images:
-            golden = _load(golden_dir / image.golden_file) if image.golden_file else None
-            actual = _load(image.actual_file) if image.actual_file is not None else None
+            golden = _read(golden_dir / image.golden_file) if image.golden_file else None
+            actual = _read(image.actual_file) if image.actual_file is not None else None
             figures = []
             for label, picture in (("golden", golden), ("actual", actual)):
                 if picture is None:
@@ -259,12 +284,13 @@ def render_html(report: GoldenReport) -> str:
                 else:
                     figures.append(
                         f'<figure><img alt="{label} {case_name} #{image.index}" '
-                        f'src="{_data_uri(picture)}"><figcaption>{label}</figcaption></figure>'
+                        f'src="{picture.uri}"><figcaption>{label}</figcaption></figure>'
                     )
             if golden is not None and actual is not None:
                 figures.append(
                     f'<figure><img alt="difference {case_name} #{image.index}" '
-                    f'src="{_data_uri(heatmap(golden, actual))}"><figcaption>difference ×8</figcaption></figure>'
+                    f'src="{_data_uri(heatmap(golden.image, actual.image))}"><figcaption>difference ×8</figcaption>'
+                    "</figure>"
                 )
             distance = (
                 f"phash16 {image.phash_distance} bits · mean abs {_mean_abs(image):.3f}"

@@ -223,6 +223,25 @@ def test_html_report_is_self_contained(sample_run: Run) -> None:
         assert case_id in page
 
 
+def test_html_embeds_an_rgb_png_as_it_lies_on_disk_and_re_encodes_anything_else(tmp_path: Path) -> None:
+    import base64
+
+    from harness.golden.render import _read
+
+    rgb, rgba, text = tmp_path / "rgb.png", tmp_path / "rgba.png", tmp_path / "broken.png"
+    gradient_image(16, 8).save(rgb, "PNG")
+    gradient_image(16, 8).convert("RGBA").save(rgba, "PNG")
+    text.write_bytes(b"not an image")
+
+    as_is = _read(rgb)
+    assert as_is is not None and as_is.uri == "data:image/png;base64," + base64.b64encode(rgb.read_bytes()).decode()
+    re_encoded = _read(rgba)
+    assert re_encoded is not None and re_encoded.image.mode == "RGB"
+    shown = Image.open(io.BytesIO(base64.b64decode(re_encoded.uri.split(",", 1)[1])))
+    assert shown.mode == "RGB" and shown.tobytes() == re_encoded.image.tobytes()
+    assert _read(text) is None and _read(tmp_path / "missing.png") is None
+
+
 def require_chromium() -> None:
     if CHROMIUM.exists():
         return
