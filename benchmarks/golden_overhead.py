@@ -28,7 +28,13 @@ def direct_suite(cases, cases_dir, models_by_name) -> None:
     for case in cases:
         model = models_by_name[case.override_settings.get("sd_model_checkpoint", "tiny-sd")]
         pipe = model.img2img if case.mode == "img2img" else model.txt2img
-        pipe.scheduler = samplers.build_scheduler(samplers.find_sampler(case.sampler), model.scheduler_config)
+        # constructed per case, as a plain script does (Serena's name-to-class map, not its cache of built schedulers)
+        cls, config, overrides = samplers.scheduler_recipe(
+            samplers.find_sampler(case.sampler),
+            model.scheduler_config,
+            samplers.find_schedule_type(case.generation.get("scheduler")),
+        )
+        pipe.scheduler = cls.from_config(config, **overrides)
         for batch in range(case.n_iter):
             first = case.seed + batch * case.batch_size
             kwargs = {

@@ -73,6 +73,14 @@ def floor_worker(out: Path, threads: int) -> int:
         img2img.set_progress_bar_config(disable=True)
         pipelines[name] = (txt2img, img2img, dict(txt2img.scheduler.config), inpaint)
 
+    def scheduler(name: str, config: dict[str, Any], schedule: str | None) -> Any:
+        """Constructed per case, as a plain script does (Serena's map from web-UI names to diffusers classes and
+        configs, but not its cache of built schedulers)."""
+        cls, recipe, overrides = samplers.scheduler_recipe(
+            samplers.find_sampler(name), config, samplers.find_schedule_type(schedule)
+        )
+        return cls.from_config(recipe, **overrides)
+
     def inpainting_inputs(case: Any) -> dict[str, Any]:
         """An inpainting model's extra inputs: the case's mask, or everything masked; a grey image for txt2img."""
         white = Image.new("L", (case.width, case.height), 255)
@@ -97,8 +105,11 @@ def floor_worker(out: Path, threads: int) -> int:
             upscaled = torch.nn.functional.interpolate(first, size=(height // 8, width // 8), mode="bilinear")
         else:
             upscaled = [image.resize((width, height), Image.Resampling.LANCZOS) for image in first]
-        sampler = samplers.find_sampler(options.get("hr_sampler_name") or case.sampler)
-        img2img.scheduler = samplers.build_scheduler(sampler, config)
+        img2img.scheduler = scheduler(
+            options.get("hr_sampler_name") or case.sampler,
+            config,
+            options.get("hr_scheduler") or options.get("scheduler"),
+        )
         second = {
             **kwargs,
             "num_inference_steps": options.get("hr_second_pass_steps") or case.steps,
@@ -116,7 +127,7 @@ def floor_worker(out: Path, threads: int) -> int:
         pipe = img2img if case.mode == "img2img" else txt2img
         if case.mask_image is not None:
             pipe = inpaint
-        pipe.scheduler = samplers.build_scheduler(samplers.find_sampler(case.sampler), config)
+        pipe.scheduler = scheduler(case.sampler, config, case.generation.get("scheduler"))
         images = []
         for batch in range(case.n_iter):
             seeds = [case.seed + batch * case.batch_size + i for i in range(case.batch_size)]

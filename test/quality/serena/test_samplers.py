@@ -107,3 +107,92 @@ def test_the_sampler_drives_img2img_too(name: str) -> None:
     ddim = process_images(img2img(gradient_image(), sampler_name="DDIM")).images[0]
     other = process_images(img2img(gradient_image(), sampler_name=name)).images[0]
     assert phash16(ddim) - phash16(other) >= 18
+
+
+def _same_state(a: object, b: object, where: str = "scheduler") -> None:
+    """Every attribute equal, tensors and arrays by value, dtype and shape included."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
+        assert torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0)), where
+    elif isinstance(a, np.ndarray):
+        assert (
+            isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        ), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same_state(x, y, f"{where}[{index}]")
+    elif hasattr(a, "__dict__") and not isinstance(a, type):
+        assert type(a) is type(b), where
+        _same_state(vars(a), vars(b), where)
+    else:
+        assert a == b or (a != a and b != b), where  # NaN equals NaN here
+
+
+def _every_recipe() -> list[tuple[str, str, str]]:
+    """(sampler, schedule type, model folder) for every pair a shipped model runs."""
+    import json
+
+    from serena.errors import InputError
+    from serena.models import TINY_EPS_MODEL_DIR
+
+    runs = []
+    for folder in (TINY_MODEL_DIR, TINY_EPS_MODEL_DIR):
+        config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        for info in samplers.samplers_for(config.get("prediction_type", "epsilon")):
+            for schedule in samplers.SCHEDULE_TYPES:
+                try:
+                    samplers.check_schedule(info, schedule)
+                except InputError:
+                    continue
+                runs.append((info.name, schedule.label, str(folder)))
+    return runs
+
+
+@pytest.mark.parametrize(("name", "schedule", "folder"), _every_recipe())
+def test_a_built_scheduler_is_a_fresh_construction_sharing_nothing(name: str, schedule: str, folder: str) -> None:
+    """build_scheduler copies a prototype built once: each copy equals a scheduler constructed now, before and after
+    another copy has been used."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    info = samplers.find_sampler(name)
+    schedule_type = next(s for s in samplers.SCHEDULE_TYPES if s.label == schedule)
+    config = json.loads((Path(folder) / "scheduler" / "scheduler_config.json").read_text())
+    cls, recipe_config, overrides = samplers.scheduler_recipe(info, config, schedule_type)
+
+    first = samplers.build_scheduler(info, config, schedule_type)
+    used = samplers.build_scheduler(info, config, schedule_type)
+    assert first is not used
+    used.set_timesteps(5)
+    sample = torch.ones(1, 4, 8, 8)
+    used.step(torch.zeros_like(sample), used.timesteps[0], sample)  # the copy's state moves on
+    if getattr(used, "sigmas", None) is not None:
+        used.sigmas.mul_(2)  # in place: a tensor shared with the prototype would leak into the next copy
+    second = samplers.build_scheduler(info, config, schedule_type)
+
+    fresh = cls.from_config(recipe_config, **overrides)
+    _same_state(first, fresh)
+    _same_state(second, fresh)
+    for scheduler in (second, fresh):
+        scheduler.set_timesteps(5)
+    _same_state(second, fresh)
+
+
+def test_the_prototypes_kept_are_bounded() -> None:
+    import json
+
+    config = json.loads((TINY_MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())
+    ddim = samplers.find_sampler("DDIM")
+    for offset in range(samplers._PROTOTYPE_LIMIT + 6):
+        scheduler = samplers.build_scheduler(ddim, {**config, "steps_offset": offset})
+        assert scheduler.config.steps_offset == offset
+    assert len(samplers._prototypes) == samplers._PROTOTYPE_LIMIT
