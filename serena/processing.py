@@ -554,8 +554,8 @@ def inpaint_batch(
     kwargs: dict[str, Any],
     variation: Variation | None,
 ) -> list[Image]:
-    """One batch of inpainting on a 4-channel model: init images fitted (or cut out) and filled, an img2img pass
-    whose unmasked latents are held to the init image's, and each result laid under its overlay."""
+    """One batch of inpainting, on a 4-channel or an inpainting model: init images fitted (or cut out) and filled, an
+    img2img pass whose unmasked latents are held to the init image's, and each result laid under its overlay."""
     starts, overlays = [], []
     for image in originals:
         start, overlay = masking.init_and_overlay(image, prepared, p.resize_mode, p.width, p.height)
