@@ -213,7 +213,8 @@ def _snapshot_outcomes(refs: list[VerifierRef], snapshots_dir: Path, run: bool) 
         else:
             result = compare_snapshot(snapshot, snapshots_dir)
             if result.status == "match":
-                outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.PASSED, "matches")
+                detail = f"matches ({result.detail})" if result.detail else "matches"
+                outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.PASSED, detail)
             elif result.status == "differs":
                 outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.FAILED, "differs:\n" + result.diff)
             else:

@@ -6,6 +6,8 @@ import difflib
 import importlib
 import inspect
 import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
@@ -311,6 +313,43 @@ def _schedule_type_lines(shipped: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Figures are written to 6 significant digits, so one unit in the last printed place is up to 1e-5 of the value:
+# 2e-5 allows that and a rounding flip, and nothing a changed configuration does to a schedule.
+SCHEDULE_REL_TOL = 2e-5
+SCHEDULE_ABS_TOL = 1e-6  # for figures at or next to zero (a schedule's last sigma)
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])")
+
+
+def _within_tolerance(recorded: str, current: str, rel_tol: float) -> tuple[str, int, float]:
+    """`current` with every line that equals its recorded counterpart up to numbers within `rel_tol` replaced by
+    the recorded line (lines paired by their text with the numbers taken out), the count of numbers that differed
+    within tolerance, and the largest relative difference among them."""
+    recorded_lines = recorded.splitlines(keepends=True)
+    current_lines = current.splitlines(keepends=True)
+    matcher = difflib.SequenceMatcher(
+        None,
+        [_NUMBER.sub("#", line) for line in recorded_lines],
+        [_NUMBER.sub("#", line) for line in current_lines],
+        autojunk=False,
+    )
+    out = list(current_lines)
+    tolerated, largest = 0, 0.0
+    for tag, i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            continue
+        for offset in range(j2 - j1):
+            before, after = recorded_lines[i1 + offset], current_lines[j1 + offset]
+            if before == after:
+                continue
+            pairs = list(zip(_NUMBER.findall(before), _NUMBER.findall(after), strict=True))
+            if all(math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=SCHEDULE_ABS_TOL) for a, b in pairs):
+                moved = [(float(a), float(b)) for a, b in pairs if a != b]
+                tolerated += len(moved)
+                largest = max([largest] + [abs(a - b) / max(abs(a), abs(b)) for a, b in moved])
+                out[j1 + offset] = before
+    return "".join(out), tolerated, largest
+
+
 def _api_schema(name: str) -> Callable[[], str]:
     def produce() -> str:
         from serena import api
@@ -324,9 +363,15 @@ def _api_schema(name: str) -> Callable[[], str]:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """A committed text of one surface. `rel_tol`, where set, compares the numbers in it within that relative
+    tolerance instead of as text: float32 schedules computed on another CPU (other vector kernels for exp and log)
+    differ in their sixth significant digit, as num_regression-style snapshot tools allow for; a slip in a
+    configuration moves them by far more. Without it the text must be equal."""
+
     name: str
     filename: str
     produce: Callable[[], str]
+    rel_tol: float | None = None
 
     def path(self, snapshots_dir: Path) -> Path:
         """Where the committed text lives in `snapshots_dir` (configuration key invariants.snapshots_dir)."""
@@ -345,7 +390,7 @@ SNAPSHOTS: dict[str, Snapshot] = {
         Snapshot("api-openapi", "api-openapi.json", _api_schema("openapi")),
         Snapshot("api-txt2img-response", "api-txt2img-response.json", _api_schema("txt2img")),
         Snapshot("api-img2img-response", "api-img2img-response.json", _api_schema("img2img")),
-        Snapshot("sampler-schedules", "sampler-schedules.txt", sampler_schedules),
+        Snapshot("sampler-schedules", "sampler-schedules.txt", sampler_schedules, rel_tol=SCHEDULE_REL_TOL),
     )
 }
 
@@ -380,6 +425,8 @@ def compare_snapshots(chosen: list[Snapshot], snapshots_dir: Path, *, update: bo
             continue
         recorded = path.read_text(encoding="utf-8") if path.is_file() else None
         if update:
+            if recorded is not None and snapshot.rel_tol is not None:
+                current = _within_tolerance(recorded, current, snapshot.rel_tol)[0]
             if recorded == current:
                 results.append(SnapshotResult(snapshot.name, "match"))
             else:
@@ -397,6 +444,16 @@ def _compared(snapshot: Snapshot, path: Path, recorded: str | None, current: str
         return SnapshotResult(snapshot.name, "missing", detail=f"{path} not found; create it with --update")
     if recorded == current:
         return SnapshotResult(snapshot.name, "match")
+    detail = ""
+    if snapshot.rel_tol is not None:
+        current, tolerated, largest = _within_tolerance(recorded, current, snapshot.rel_tol)
+        if tolerated:
+            detail = (
+                f"{tolerated} number{'s' if tolerated != 1 else ''} within relative tolerance {snapshot.rel_tol:g}, "
+                f"largest relative difference {largest:.2g}"
+            )
+        if recorded == current:
+            return SnapshotResult(snapshot.name, "match", detail=detail)
     diff = "".join(
         difflib.unified_diff(
             recorded.splitlines(keepends=True),
@@ -405,4 +462,4 @@ def _compared(snapshot: Snapshot, path: Path, recorded: str | None, current: str
             tofile=f"{snapshot.name} (now)",
         )
     )
-    return SnapshotResult(snapshot.name, "differs", diff=diff)
+    return SnapshotResult(snapshot.name, "differs", diff=diff, detail=detail)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
-from support import gradient_image, img2img, pixels
+from support import assert_float_noise_only, gradient_image, img2img, pixels
 
 from serena.errors import InputError
 from serena.infotext import infotext_to_params, parse_infotext
@@ -173,7 +173,7 @@ def test_a_batch_inpaints_each_image_with_its_own_seed() -> None:
     processed = process_images(_inpaint(batch_size=2, inpaint_full_res=False))
     assert len(processed.images) == 2 and pixels(processed.images[0]) != pixels(processed.images[1])
     single = process_images(_inpaint(seed=2, inpaint_full_res=False))
-    assert pixels(processed.images[1]) == pixels(single.images[0])
+    assert_float_noise_only(processed.images[1], single.images[0])  # a batch of one runs other float kernels
 
 
 @pytest.mark.parametrize(

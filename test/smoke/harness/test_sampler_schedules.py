@@ -47,3 +47,47 @@ def test_karras_sigmas_off_for_one_sampler_fails_naming_only_that_sampler(
     assert any(line.startswith("+DPM2 Karras | epsilon | 10 steps | sigmas ") for line in changed)
     # each changed line is that sampler's: its own records, or its line under a schedule type (which it now accepts)
     assert all("DPM2 Karras" in line[1:].split(" | ")[:2] for line in changed), changed
+
+
+def _schedule_snapshot(tmp_path, recorded: str, current: str):
+    from harness.invariants.snapshots import SCHEDULE_REL_TOL, Snapshot
+
+    (tmp_path / "s.txt").write_text(recorded, encoding="utf-8")
+    return Snapshot("s", "s.txt", lambda: current, rel_tol=SCHEDULE_REL_TOL)
+
+
+RECORDED = "# 6 digits\nEuler | sample | 20 steps | sigmas 10.425 0.922953 0.0413145 0\nDDIM | sample | order 1\n"
+
+
+def test_figures_another_cpu_moves_in_their_last_digit_match_and_the_file_is_left_alone(tmp_path) -> None:
+    """On another CPU float32 exp and log differ in the last bits: 0.922953 becomes 0.922952. That matches, says so,
+    and an update does not rewrite the committed text."""
+    from harness.invariants.snapshots import compare_snapshots
+
+    moved = RECORDED.replace("0.922953", "0.922952").replace("10.425", "10.4251")
+    snapshot = _schedule_snapshot(tmp_path, RECORDED, moved)
+    result = compare_snapshots([snapshot], tmp_path)[0]
+    assert result.status == "match" and result.detail.startswith("2 numbers within relative tolerance 2e-05")
+    assert compare_snapshots([snapshot], tmp_path, update=True)[0].status == "match"
+    assert (tmp_path / "s.txt").read_text(encoding="utf-8") == RECORDED
+
+
+def test_a_figure_beyond_the_tolerance_differs_and_the_diff_lists_only_what_moved_beyond_it(tmp_path) -> None:
+    from harness.invariants.snapshots import compare_snapshots
+
+    changed = RECORDED.replace("0.922953", "0.922952").replace("0.0413145 0", "0.0413 0").replace("order 1", "order 2")
+    snapshot = _schedule_snapshot(tmp_path, RECORDED, changed + "PLMS | sample | order 1\n")
+    result = compare_snapshots([snapshot], tmp_path)[0]
+    assert result.status == "differs"
+    lines = [line for line in result.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert lines == [
+        "-Euler | sample | 20 steps | sigmas 10.425 0.922953 0.0413145 0",
+        "-DDIM | sample | order 1",
+        "+Euler | sample | 20 steps | sigmas 10.425 0.922952 0.0413 0",
+        "+DDIM | sample | order 2",
+        "+PLMS | sample | order 1",
+    ]
+    # a figure at zero may move by the absolute tolerance (1e-06) and no more
+    for last, status in ((" 1e-06\n", "match"), (" 1e-05\n", "differs")):
+        moved = _schedule_snapshot(tmp_path, RECORDED, RECORDED.replace(" 0\n", last))
+        assert compare_snapshots([moved], tmp_path)[0].status == status
