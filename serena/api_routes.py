@@ -287,25 +287,20 @@ def command_flags() -> CmdFlags:
 
 
 def loaded_extensions() -> list[ExtensionItem]:
-    """The extension folders Serena loads at start-up (a folder with scripts/), as the web UI lists them; those in
-    the disabled_extensions option are listed with enabled false. Start-up keeps no record of what it loaded, so the
-    folder is read again."""
-    folder = shared.cmd_opts.resolved_extensions_dir
-    if not folder.is_dir():
-        return []
-    disabled = set(shared.opts.disabled_extensions)
+    """The extensions start-up found (shared.extensions), as the web UI lists them: enabled, or disabled by the
+    disabled_extensions option as it read then; a script that failed to import leaves its extension listed, as
+    there. What changes on disk or in the option after start-up shows after the next start, not before."""
     return [
         ExtensionItem(
-            name=entry.name,
+            name=extension.name,
             remote="",
             branch="",
             commit_hash="",
             version="",
             commit_date=0,
-            enabled=entry.name not in disabled,
+            enabled=extension.enabled,
         )
-        for entry in sorted(folder.iterdir())
-        if entry.is_dir() and not entry.name.startswith(".") and (entry / "scripts").is_dir()
+        for extension in shared.extensions
     ]
 
 

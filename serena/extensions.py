@@ -16,10 +16,14 @@ log = logging.getLogger("serena")
 
 @dataclass(frozen=True)
 class LoadedExtension:
+    """An extension folder as start-up found it: enabled, its scripts imported (`errors` names any that failed), or
+    disabled by the disabled_extensions option, nothing of it imported."""
+
     name: str
     path: Path
     scripts: tuple[Path, ...]
     errors: tuple[str, ...] = ()
+    enabled: bool = True
 
 
 def _module_name(extension: str, script: Path) -> str:
@@ -28,7 +32,8 @@ def _module_name(extension: str, script: Path) -> str:
 
 
 def load_extensions(extensions_dir: Path, disabled: tuple[str, ...] = ()) -> list[LoadedExtension]:
-    """Import every extension script; one that fails to import is reported with its extension's name and skipped."""
+    """Import every extension script; one that fails to import is reported with its extension's name and skipped.
+    Every extension folder is in the answer, in name order; those in `disabled` with enabled false."""
     extensions_dir = Path(extensions_dir)
     if not extensions_dir.is_dir():
         return []
@@ -36,6 +41,7 @@ def load_extensions(extensions_dir: Path, disabled: tuple[str, ...] = ()) -> lis
     for folder in sorted(p for p in extensions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if folder.name in disabled:
             log.info("extension %r disabled", folder.name)
+            loaded.append(LoadedExtension(folder.name, folder, (), enabled=False))
             continue
         scripts = tuple(sorted((folder / "scripts").glob("*.py")))
         errors = []

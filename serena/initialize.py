@@ -14,7 +14,8 @@ log = logging.getLogger("serena")
 def initialize(
     cmd_opts: CmdOpts, *, read_config: bool = True, load_extensions: bool = True
 ) -> list[extensions.LoadedExtension]:
-    """Install `cmd_opts` as shared.cmd_opts; apply config.json and --model; load extensions when asked."""
+    """Install `cmd_opts` as shared.cmd_opts; apply config.json and --model; load extensions when asked, and keep
+    what was found in shared.extensions (what /sdapi/v1/extensions lists)."""
     if cmd_opts.device == "cuda":
         import torch
 
@@ -28,5 +29,8 @@ def initialize(
         info = models.find_model(cmd_opts.model, cmd_opts)
         shared.opts.set("sd_model_checkpoint", str(info.path) if not info.shipped else info.name)
     if not load_extensions:
+        shared.extensions = ()
         return []
-    return extensions.load_extensions(cmd_opts.resolved_extensions_dir, shared.opts.disabled_extensions)
+    found = extensions.load_extensions(cmd_opts.resolved_extensions_dir, shared.opts.disabled_extensions)
+    shared.extensions = tuple(found)
+    return found

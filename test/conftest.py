@@ -28,8 +28,10 @@ def fresh_runtime(tmp_path: Path) -> Iterator[Path]:
     shared.cmd_opts = CmdOpts(data_dir=data_dir)
     shared.state = State()
     shared.device = "cpu"
+    shared.extensions = ()
     script_callbacks.clear_callbacks()
     yield data_dir
+    shared.extensions = ()
     shared.opts.reset()
     shared.opts._callbacks.clear()
     script_callbacks.clear_callbacks()

@@ -22,6 +22,7 @@ from serena.api import background_server, create_app
 from serena.api_models import ApiLimits
 from serena.cmd_args import CmdOpts
 from serena.images import EXIF_IFD, EXIF_USER_COMMENT
+from serena.initialize import initialize
 
 PAYLOAD_LIMIT = 256 * 1024
 LIMITS = ApiLimits(
@@ -197,20 +198,43 @@ def test_cmd_flags_are_the_start_up_options(base_url: str, data_dir: Path, tmp_p
     assert (flags["device"], flags["precision"], flags["port"], flags["listen"]) == ("cpu", "fp32", 7861, False)
 
 
-def test_extensions_lists_the_extension_folders(base_url: str, tmp_path: Path) -> None:
+def test_extensions_lists_what_start_up_found_and_only_that(base_url: str, tmp_path: Path, data_dir: Path) -> None:
+    """Enabled (a script that failed to import included, as the web UI lists it) or disabled by the option as it
+    read at start-up; a folder added or an option changed after start-up shows after the next start."""
+    import json
+
     extensions_dir = tmp_path / "extensions"
-    for name in ("beta", "alpha", ".hidden"):
-        (extensions_dir / name / "scripts").mkdir(parents=True)
-    (extensions_dir / "no-scripts").mkdir()
+    for name in ("beta", "alpha", ".hidden", "no-scripts"):
+        (extensions_dir / name).mkdir(parents=True)
+    (extensions_dir / "beta" / "scripts").mkdir()
+    (extensions_dir / "alpha" / "scripts").mkdir()
+    (extensions_dir / "alpha" / "scripts" / "broken.py").write_text("raise RuntimeError('no')\n", encoding="utf-8")
     (extensions_dir / "a-file.py").write_text("", encoding="utf-8")
-    use_cmd_opts(extensions_dir=extensions_dir)
-    shared.opts.set("disabled_extensions", ["beta"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "config.json").write_text(json.dumps({"disabled_extensions": ["beta"]}), encoding="utf-8")
     blank = {"remote": "", "branch": "", "commit_hash": "", "version": "", "commit_date": 0}
-    assert get(base_url, "extensions") == [
+    assert get(base_url, "extensions") == []  # nothing started up in this process yet
+
+    initialize(CmdOpts(data_dir=data_dir, extensions_dir=extensions_dir))
+    listed = [
         {"name": "alpha", **blank, "enabled": True},
         {"name": "beta", **blank, "enabled": False},
+        {"name": "no-scripts", **blank, "enabled": True},
     ]
-    use_cmd_opts(extensions_dir=tmp_path / "absent")
+    assert get(base_url, "extensions") == listed
+    (extensions_dir / "gamma" / "scripts").mkdir(parents=True)
+    shared.opts.set("disabled_extensions", [])
+    assert get(base_url, "extensions") == listed
+    (data_dir / "config.json").write_text(json.dumps({"disabled_extensions": []}), encoding="utf-8")
+
+    initialize(CmdOpts(data_dir=data_dir, extensions_dir=extensions_dir))  # the next start
+    assert [(item["name"], item["enabled"]) for item in get(base_url, "extensions")] == [
+        ("alpha", True),
+        ("beta", True),
+        ("gamma", True),
+        ("no-scripts", True),
+    ]
+    initialize(CmdOpts(data_dir=data_dir, extensions_dir=extensions_dir), load_extensions=False)
     assert get(base_url, "extensions") == []
 
 

@@ -182,7 +182,10 @@ def test_disabled_extensions_option_skips_an_extension(data_dir: Path, tmp_path:
     loaded = load(data_dir, extensions_dir)
     processed = process_images(txt2img())
 
-    assert list(loaded) == ["tagger"]
+    assert [(name, extension.enabled, extension.scripts) for name, extension in loaded.items()] == [
+        (EXAMPLE, False, ()),
+        ("tagger", True, (extensions_dir / "tagger" / "scripts" / "main.py",)),
+    ]
     assert [entry.extension for entry in script_callbacks.registered("process")] == ["tagger"]
     assert "Tagged: yes" in processed.infotexts[0]
     assert "Callback log" not in processed.infotexts[0]
