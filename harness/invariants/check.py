@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -114,23 +114,37 @@ def read_junit(path: Path, repo: Path) -> dict[str, str]:
         raise InvariantsError(str(exc)) from None
 
 
-def _pytest_outcomes(refs: list[VerifierRef], repo: Path, junit: Path | None, run: bool) -> dict[str, VerifierOutcome]:
-    files = {_split_node(ref.target)[0] for ref in refs}
-    collected = collect_nodes(repo, files)
+def _pytest_outcomes(
+    refs: list[VerifierRef], repo: Path, junits: tuple[Path, ...], run: bool
+) -> dict[str, VerifierOutcome]:
+    """Each pytest verifier resolved and judged. With `junits` (the results this workflow just wrote), a verifier in
+    them was collected by that run, so pytest collects only the files of verifiers they lack: missing, or not run.
+    A node in several of them is failed if one says so, else passed if one says so."""
+    rank = {"not run": 0, "passed": 1, "failed": 2}
+    reported: dict[str, str] = {}
+    for path in junits:
+        for node, status in read_junit(path, repo).items():
+            if rank.get(status, 2) >= rank.get(reported.get(node, "not run"), 2):
+                reported[node] = status
+
+    def in_junit(ref: VerifierRef) -> bool:
+        return any(_node_matches(ref.target, node) for node in reported)
+
+    collected = collect_nodes(repo, {_split_node(ref.target)[0] for ref in refs if not in_junit(ref)})
     outcomes: dict[str, VerifierOutcome] = {}
     resolved = []
     for ref in refs:
         path, _ = _split_node(ref.target)
         if not (repo / path).is_file():
             outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.MISSING, f"{path} does not exist")
-        elif not any(_node_matches(ref.target, node) for node in collected):
+        elif not in_junit(ref) and not any(_node_matches(ref.target, node) for node in collected):
             outcomes[ref.target] = VerifierOutcome(ref, VerifierStatus.MISSING, "pytest collects no such test")
         else:
             resolved.append(ref)
     if not resolved:
         return outcomes
-    if junit is not None:
-        results = read_junit(junit, repo)
+    if junits:
+        results = reported
     elif run:
         with tempfile.TemporaryDirectory() as folder:
             report = Path(folder) / "junit.xml"
@@ -313,12 +327,14 @@ def check_invariants(
     cfg: HarnessConfig,
     *,
     registry: Path | None = None,
-    junit: Path | None = None,
+    junit: Path | Sequence[Path] | None = None,
     golden_report: Path | None = None,
     run: bool = True,
     progress: Progress | None = None,
 ) -> InvariantsReport:
-    """Validate the registry, resolve and run (or read) every verifier, and judge each invariant."""
+    """Validate the registry, resolve and run (or read) every verifier, and judge each invariant. `junit` is this
+    run's JUnit XML, or several when the workflow split its tests over jobs."""
+    junits = (junit,) if isinstance(junit, Path) else tuple(junit or ())
     registry = registry or cfg.path("invariants.registry")
     invariants = load_registry(registry)
     refs = [ref for inv in invariants for ref in inv.verified_by]
@@ -327,9 +343,10 @@ def check_invariants(
         if ref not in by_kind[ref.kind]:
             by_kind[ref.kind].append(ref)
     if progress:
-        progress(f"pytest: {len(by_kind['pytest'])} verifiers" + (f" from {junit}" if junit else ""))
+        shown = ", ".join(str(path) for path in junits)
+        progress(f"pytest: {len(by_kind['pytest'])} verifiers" + (f" from {shown}" if junits else ""))
     results: dict[tuple[str, str], VerifierOutcome] = {}
-    for target, outcome in _pytest_outcomes(by_kind["pytest"], cfg.repo_root, junit, run).items():
+    for target, outcome in _pytest_outcomes(by_kind["pytest"], cfg.repo_root, junits, run).items():
         results[("pytest", target)] = outcome
     for target, outcome in _golden_outcomes(by_kind["golden"], cfg, golden_report, run, progress).items():
         results[("golden", target)] = outcome

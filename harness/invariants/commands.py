@@ -104,7 +104,8 @@ def _render_check(result: CheckResult, chosen: str, strict: bool) -> str:
 def check_command(
     registry: RegistryOpt = None,
     junit: Annotated[
-        Path | None, typer.Option("--junit", help="Read pytest results from this run's JUnit XML.")
+        list[Path] | None,
+        typer.Option("--junit", help="Read pytest results from this run's JUnit XML (repeat for one per job)."),
     ] = None,
     golden_report: Annotated[
         Path | None, typer.Option("--golden-report", help="Read golden verdicts from this run's report folder.")

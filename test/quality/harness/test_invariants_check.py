@@ -114,6 +114,52 @@ def test_results_are_read_from_this_runs_junit(mini_repo: Path, tmp_path: Path) 
     assert any("INV-002 (blocking) violated" in problem for problem in result.problems)
 
 
+def test_with_a_junit_pytest_collects_only_the_files_of_verifiers_it_lacks(
+    mini_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verifier in this run's JUnit was collected by that run: no second collection for it. One the JUnit lacks is
+    collected still, to tell a test that no longer exists (missing) from one that was not run."""
+    from harness.invariants import check
+
+    collected_files: list[set[str]] = []
+    collect = check.collect_nodes
+
+    def recording(repo: Path, files) -> set[str]:
+        collected_files.append(set(files))
+        return collect(repo, files)
+
+    monkeypatch.setattr(check, "collect_nodes", recording)
+    (mini_repo / "tests" / "test_b.py").write_text("def test_other():\n    assert True\n")
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest"><testcase classname="tests.test_a" name="test_kept"/></testsuite>'
+        "</testsuites>"
+    )
+    path = registry(
+        tmp_path,
+        ("blocking", "cli", ["pytest:tests/test_a.py::test_kept"]),
+        ("advisory", "cli", ["pytest:tests/test_b.py::test_other"]),
+        ("advisory", "cli", ["pytest:tests/test_b.py::test_gone"]),
+    )
+    report = check_invariants(load_config(mini_repo, environ={}), registry=path, junit=junit)
+    assert collected_files == [{"tests/test_b.py"}]
+    assert [o.status for o in report.outcomes] == [
+        InvariantStatus.VERIFIED,
+        InvariantStatus.NOT_RUN,
+        InvariantStatus.UNVERIFIED,
+    ]
+    assert "collects no such test" in report.outcomes[2].verifiers[0].detail
+    assert "not in this run's results" in report.outcomes[1].verifiers[0].detail
+
+    collected_files.clear()
+    check_invariants(
+        load_config(mini_repo, environ={}),
+        registry=registry(tmp_path, ("blocking", "cli", ["pytest:tests/test_a.py::test_kept"])),
+        junit=junit,
+    )
+    assert collected_files == [set()]  # everything in the JUnit: pytest is not started
+
+
 def test_an_advisory_invariant_does_not_fail_the_check(mini_repo: Path, tmp_path: Path) -> None:
     path = registry(tmp_path, ("blocking", "cli", ["pytest:tests/test_a.py::test_kept"]), ("advisory", "cli", []))
     result = check_invariants(load_config(mini_repo, environ={}), registry=path).check_result()

@@ -607,18 +607,32 @@ def test_the_comment_replaces_the_placeholders_and_updates_only_the_bots_own_ear
 
 
 def test_the_invariants_are_judged_from_this_workflows_own_results_not_run_again() -> None:
-    """The verify job's one pytest run writes the JUnit (smoke tests plus every verifier node), and the merge job's
-    invariants check reads it with the merged golden report, after both jobs."""
+    """The verify job's pytest run (the smoke tests, with their verifier nodes) and the verifier tests job's (every
+    other verifier node) each write a JUnit, and the merge job's invariants check reads both with the merged golden
+    report, after every job that wrote them."""
     workflow = load("pr.yml")
     jobs = workflow["jobs"]
-    verify_text = "\n".join(step.get("run", "") for step in jobs["verify"]["steps"])
-    assert "serena-verify invariants nodes" in verify_text and "--junitxml=build/evidence/junit-pr.xml" in verify_text
-    assert "invariants check" not in verify_text
+
+    def runs(job: str) -> str:
+        return "\n".join(step.get("run", "") for step in jobs[job]["steps"])
+
+    assert "pytest test/smoke " in runs("verify") and "--junitxml=build/evidence/junit-pr.xml" in runs("verify")
+    verifiers = runs("verifier-tests")
+    assert "serena-verify invariants nodes | grep -v '^test/smoke/'" in verifiers
+    assert "--junitxml=build/evidence/junit-verifiers.xml" in verifiers
+    for job in ("verify", "verifier-tests"):
+        assert "invariants check" not in runs(job)
     merge = next(job for job in jobs.values() if "golden merge" in "\n".join(s.get("run", "") for s in job["steps"]))
-    assert "verify" in merge["needs"]
+    assert {"verify", "verifier-tests", "golden-shard"} <= set(merge["needs"])
     (check,) = [step for step in merge["steps"] if "invariants check" in step.get("run", "")]
     assert "--junit build/verify-evidence/junit-pr.xml" in check["run"]
+    assert "--junit build/verify-evidence/junit-verifiers.xml" in check["run"]
     assert "--golden-report build/evidence/golden" in check["run"]
-    download = next(s for s in merge["steps"] if s.get("with", {}).get("path") == "build/verify-evidence")
-    upload = next(s for s in jobs["verify"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert download["with"]["name"] == upload["with"]["name"]
+    downloads = {s["with"]["name"] for s in merge["steps"] if s.get("with", {}).get("path") == "build/verify-evidence"}
+    uploads = {
+        s["with"]["name"]
+        for job in ("verify", "verifier-tests")
+        for s in jobs[job]["steps"]
+        if s.get("uses", "").startswith("actions/upload-artifact@")
+    }
+    assert downloads == uploads and len(uploads) == 2
