@@ -8,9 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.config import HarnessConfig, repo_relative
 from harness.errors import HarnessError
@@ -208,9 +209,10 @@ def run_all(
     step("ruff", lambda: ruff_check(cfg, evidence))
     step("tests", lambda: suite_check(cfg, evidence, tests_from))
     step("coverage", lambda: coverage_gate(cfg, xml_path=evidence / "coverage.xml"))
-    step("golden", lambda: golden_check(cfg, evidence / "golden"))
+    made_alongside: dict[str, Any] = {}  # the golden check's front-end comparisons, when it got to make them
+    step("golden", lambda: golden_check(cfg, evidence / "golden", made_alongside))
     step("golden-coverage", lambda: golden_coverage_check(cfg, evidence / "golden-coverage"))
-    frontends = frontends_checks(cfg, evidence / "golden")
+    frontends = frontends_checks(cfg, evidence / "golden", made_alongside)
     step("golden via api", lambda: frontends("api"))
     step("golden via cli", lambda: frontends("cli"))
     step(
@@ -227,9 +229,12 @@ def run_all(
     return report
 
 
-def frontends_checks(cfg: HarnessConfig, folder: Path) -> Callable[[str], CheckResult]:
+def frontends_checks(
+    cfg: HarnessConfig, folder: Path, made_alongside: Mapping[str, Any] | None = None
+) -> Callable[[str], CheckResult]:
     """The cases made through the HTTP API and the CLI, pixel for pixel against the in-process run: one check per
-    front end, from one run of both (made when the first is asked for; its results go to `folder`)."""
+    front end, from one run of both. The golden check makes them alongside its own run (`made_alongside`); when it
+    did not get to, they are made here when the first is asked for. Their results go to `folder`."""
     results: dict[str, CheckResult] = {}
 
     def check(via: str) -> CheckResult:
@@ -238,10 +243,11 @@ def frontends_checks(cfg: HarnessConfig, folder: Path) -> Callable[[str], CheckR
             from harness.golden.selection import Selection
             from harness.render import render
 
-            made = compare_frontends(cfg, selection=Selection(), vias=VIAS).check_results()
+            made = (made_alongside or {}).get("report") or compare_frontends(cfg, selection=Selection(), vias=VIAS)
+            checks = made.check_results()
             folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(folder / "frontends.md", render(made, "markdown"))
-            results.update({result.check.removeprefix("golden via "): result for result in made})
+            atomic_write_text(folder / "frontends.md", render(checks, "markdown"))
+            results.update({result.check.removeprefix("golden via "): result for result in checks})
         return results[via]
 
     return check
@@ -255,12 +261,29 @@ def golden_coverage_check(cfg: HarnessConfig, folder: Path) -> CheckResult:
     return write_coverage_report(golden_coverage(cfg), folder)
 
 
-def golden_check(cfg: HarnessConfig, folder: Path) -> CheckResult:
-    """Every golden case against the recorded set; the golden report (all formats) goes to `folder`."""
+def golden_check(cfg: HarnessConfig, folder: Path, made_alongside: dict[str, Any] | None = None) -> CheckResult:
+    """Every golden case against the recorded set; the golden report (all formats) goes to `folder`. With
+    `made_alongside`, each case is also made through every front end against this run's in-process images, and that
+    report is left in it under "report" for frontends_checks."""
     from harness.golden.publish import write_golden_report
     from harness.golden.session import run_goldens
 
-    golden_report = run_goldens(cfg)
+    alongside = None
+    if made_alongside is not None:
+        from harness.golden.cases import load_cases
+        from harness.golden.frontends import VIAS, FrontendsReport, frontends_alongside, sort_comparisons
+        from harness.golden.selection import Selection
+
+        frontends = FrontendsReport(VIAS, Selection())
+        cases_dir, threads = cfg.path("golden.cases_dir"), cfg["golden.num_threads"]
+
+        def alongside() -> Any:
+            return frontends_alongside(frontends, cases_dir, threads)
+
+    golden_report = run_goldens(cfg, alongside=alongside)
+    if made_alongside is not None:
+        sort_comparisons(frontends, load_cases(cases_dir))
+        made_alongside["report"] = frontends
     write_golden_report(golden_report, folder)
     shown = folder.name
     return dataclasses.replace(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,7 +20,7 @@ from harness.output import append_step_summary, write_output
 if TYPE_CHECKING:
     from harness.config import HarnessConfig
     from harness.golden.report import GoldenReport
-    from harness.golden.session import Progress, UpdateMode
+    from harness.golden.session import CaseObserver, Progress, UpdateMode
 
 UPDATE_MARKDOWN = "golden-update.md"
 FRONTENDS_MARKDOWN = "frontends.md"
@@ -96,6 +96,7 @@ def _golden_run(
     update: UpdateMode | None,
     force: bool = False,
     alternate: str | None = None,
+    alongside: Callable[[], AbstractContextManager[CaseObserver]] | None = None,
 ) -> GoldenReport:
     from harness.golden.selection import Selection, parse_shard
     from harness.golden.session import run_goldens
@@ -113,6 +114,7 @@ def _golden_run(
             force=force,
             alternate=alternate,
             progress=progress,
+            alongside=alongside,
         )
 
 
@@ -157,17 +159,32 @@ def run_command(
         **{"golden.warn_unused": True if warn_unused else None, "golden.drift": "equivalent" if allow_drift else None},
     )
     vias = _parse_vias(via) if via is not None else ()
-    report = _golden_run(cfg, cases=cases, shard=shard, device=device, precision=precision, update=None)
-    folder = _report_dir(report_dir, cfg, "golden")
-    code = _publish_and_emit(report, folder, chosen, output, strict=cfg["strict"])
     if not vias:
-        return code
-    from harness.golden.frontends import compare_frontends
+        report = _golden_run(cfg, cases=cases, shard=shard, device=device, precision=precision, update=None)
+        return _publish_and_emit(report, _report_dir(report_dir, cfg, "golden"), chosen, output, strict=cfg["strict"])
+    from harness.golden.cases import load_cases
+    from harness.golden.frontends import FrontendsReport, frontends_alongside, sort_comparisons
     from harness.golden.selection import Selection, parse_shard
     from harness.outcome import combine
     from harness.render import render
 
-    frontends = compare_frontends(cfg, selection=Selection(tuple(cases or ()), parse_shard(shard)), vias=vias)
+    # the front ends are compared with the golden run's own in-process images: each case is made once in process
+    selection = Selection(tuple(cases or ()), parse_shard(shard))
+    frontends = FrontendsReport(vias, selection)
+    cases_dir, threads = cfg.path("golden.cases_dir"), cfg["golden.num_threads"]
+    report = _golden_run(
+        cfg,
+        cases=cases,
+        shard=shard,
+        device=device,
+        precision=precision,
+        update=None,
+        alongside=lambda: frontends_alongside(frontends, cases_dir, threads),
+    )
+    sort_comparisons(frontends, selection.apply(load_cases(cases_dir)))
+    frontends.skipped_reason = report.skipped_reason
+    folder = _report_dir(report_dir, cfg, "golden")
+    _publish_and_emit(report, folder, chosen, output, strict=cfg["strict"])
     results = frontends.check_results()
     write_output(render(results, "markdown"), folder / FRONTENDS_MARKDOWN)
     write_output(render(results, "json"), folder / FRONTENDS_JSON)

@@ -463,6 +463,7 @@ class FrontendsReport:
     selection: Selection
     comparisons: list[CaseComparison] = field(default_factory=list)
     seconds: float = 0.0
+    skipped_reason: str | None = None  # why no case was run (the golden run it rode along was skipped)
 
     def of(self, via: Via) -> list[CaseComparison]:
         return [comparison for comparison in self.comparisons if comparison.via == via]
@@ -484,7 +485,8 @@ class FrontendsReport:
         problems = tuple(problem for row in rows for problem in row.problems)
         summary = f"{counts['identical']}/{len(rows)} cases pixel-identical to the in-process run"
         if not rows:
-            return CheckResult(check_name(via), Outcome.INCONCLUSIVE, summary, reason="no case selected")
+            reason = self.skipped_reason or "no case selected"
+            return CheckResult(check_name(via), Outcome.INCONCLUSIVE, summary, reason=reason)
         if counts["differs"] or counts["errored"]:
             return CheckResult(check_name(via), Outcome.FAILED, summary, figures=figures, problems=problems)
         uncompared = counts["refused"] + counts["not compared"]
@@ -518,7 +520,8 @@ def compare_frontends(
     case_source: Callable[[Path], list[Case]] = load_cases,
 ) -> FrontendsReport:
     """Run each selected case in process and through each front end (one API server for the run), in one isolated
-    runtime, and compare their images pixel for pixel."""
+    runtime, and compare their images pixel for pixel. (`golden run --via` gets the same report from its own
+    in-process runs: `frontends_alongside`.)"""
     started = time.perf_counter()
     cases_dir = cfg.path("golden.cases_dir")
     threads = cfg["golden.num_threads"]
@@ -526,26 +529,60 @@ def compare_frontends(
     report = FrontendsReport(tuple(dict.fromkeys(vias)), selection)
     if not chosen:
         return report  # no server to start: each front end's check is inconclusive, nothing selected
-    with isolated_runtime(device, precision, cases_dir), ExitStack() as stack:
-        frontends = {via: stack.enter_context(open_frontend(via)) for via in report.vias}
+    with isolated_runtime(device, precision, cases_dir), frontends_alongside(report, cases_dir, threads) as observe:
         for position, case in enumerate(run_order(chosen), start=1):
             if progress is not None:
                 progress(case, position, len(chosen))
             try:
-                in_process = run_case(case, cases_dir, threads=threads)
+                in_process: CaseRun | CaseErrored = run_case(case, cases_dir, threads=threads)
             except CaseErrored as exc:
-                line = f"the in-process run errored: {exc}"
+                in_process = exc
+            observe(case, in_process)
+    sort_comparisons(report, chosen)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@contextmanager
+def frontends_alongside(
+    report: FrontendsReport, cases_dir: Path, threads: int
+) -> Iterator[Callable[[Case, CaseRun | CaseErrored], None]]:
+    """Open every front end of `report` (one API server) and yield the observer that makes each case told to it
+    through them and compares it with that in-process run (or records it not compared, when that run errored).
+    Entered inside the run's isolated runtime."""
+    with ExitStack() as stack:
+        frontends: dict[Via, FrontEnd] = {}
+        broken: dict[Via, str] = {}
+        for via in report.vias:
+            try:
+                frontends[via] = stack.enter_context(open_frontend(via))
+            except Exception as exc:  # noqa: BLE001 - a front end that cannot start fails its own check, not the run
+                broken[via] = f"the front end did not start: {type(exc).__name__}: {one_line(exc)}"
+
+        def observe(case: Case, in_process: CaseRun | CaseErrored) -> None:
+            if isinstance(in_process, CaseErrored):
+                line = f"the in-process run errored: {in_process}"
                 report.comparisons += [
                     CaseComparison(case.id, via, "not compared", problems=(f"{via}: {case.id} not compared: {line}",))
                     for via in report.vias
                 ]
-                continue
+                return
             for via in report.vias:
-                report.comparisons.append(_compare_one(case, cases_dir, via, threads, frontends[via], in_process))
+                try:
+                    if via in broken:
+                        raise CaseErrored(broken[via])
+                    compared = _compare_one(case, cases_dir, via, threads, frontends[via], in_process)
+                except Exception as exc:  # noqa: BLE001 - told by the golden run: its failure is this check's
+                    compared = CaseComparison(case.id, via, "errored", problems=(f"{via}: {case.id} errored: {exc}",))
+                report.comparisons.append(compared)
+
+        yield observe
+
+
+def sort_comparisons(report: FrontendsReport, chosen: Sequence[Case]) -> None:
+    """The comparisons in the cases' listed order (they run grouped by model)."""
     listed = {case.id: position for position, case in enumerate(chosen)}
-    report.comparisons.sort(key=lambda comparison: listed[comparison.case_id])
-    report.seconds = time.perf_counter() - started
-    return report
+    report.comparisons.sort(key=lambda comparison: listed.get(comparison.case_id, len(listed)))
 
 
 def _compare_one(

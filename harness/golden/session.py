@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -23,13 +24,15 @@ from harness.golden.manifest import (
 )
 from harness.golden.measures import ImageMeasures
 from harness.golden.report import GoldenReport, UpdateChange, update_changes
-from harness.golden.runner import isolated_runtime, run_case
+from harness.golden.runner import CaseRun, isolated_runtime, run_case
 from harness.golden.selection import Selection
 from harness.golden.set_key import environment_key, fingerprint, machine_class
 
 UpdateMode = Literal["missing", "failed", "all"]
 # called before each case runs: the case, its 1-based position and how many cases the run will run
 Progress = Callable[[Case, int, int], None]
+# told each case's in-process run (or why it errored) as soon as it is made, inside the run's isolated runtime
+CaseObserver = Callable[[Case, CaseRun | CaseErrored], None]
 
 
 def run_goldens(
@@ -43,8 +46,12 @@ def run_goldens(
     alternate: str | None = None,
     progress: Progress | None = None,
     case_source: Callable[[Path], list[Case]] = load_cases,
+    alongside: Callable[[], AbstractContextManager[CaseObserver]] | None = None,
 ) -> GoldenReport:
     """Run the selected cases and judge them; with `update`, record the chosen ones (queued, flushed once).
+
+    `alongside` opens, inside the run's isolated runtime, an observer told each case's run (the front ends' check
+    makes the case through the API and the CLI against it), so the in-process images are made once for both.
 
     An update never rewrites an image that is identical or equivalent to its golden (no churn in review), unless
     `force`: `--all` without it re-records exactly what `--failed` does. What it wrote is in `report.changes`.
@@ -93,17 +100,21 @@ def run_goldens(
     here = fingerprint(device, threads)
     today = datetime.now(UTC).date()
     drift_machine = here if cfg["golden.drift"] == "fail" else None
-    with isolated_runtime(device, precision, cases_dir):
+    with isolated_runtime(device, precision, cases_dir), (alongside or nullcontext)() as observe:
         for position, case in enumerate(run_order(chosen), start=1):
             if progress is not None:
                 progress(case, position, len(chosen))
             try:
                 run = run_case(case, cases_dir, threads=threads)
             except CaseErrored as exc:
+                if observe is not None:
+                    observe(case, exc)
                 errored = CaseVerdict(case.id, Verdict.ERRORED, reason=f"generation raised {exc}")
                 errored.quarantine = case.quarantine.to_dict(today) if case.quarantine else None
                 report.verdicts.append(errored)
                 continue
+            if observe is not None:
+                observe(case, run)
             verdict = compare_case(run, golden_set, tolerances, machine=drift_machine)
             verdict.quarantine = case.quarantine.to_dict(today) if case.quarantine else None
             report.verdicts.append(verdict)

@@ -73,6 +73,58 @@ def test_every_front_end_makes_the_in_process_pixels(
         assert all(image["identical"] for row in check["figures"]["rows"] for image in row["images"])
 
 
+def test_golden_run_via_all_makes_each_case_once_in_process_for_both_checks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The front ends are compared with the golden run's own in-process images, not with a second in-process run."""
+    import harness.golden.frontends
+    import harness.golden.session
+
+    made: list[str] = []
+    run_case = harness.golden.session.run_case
+
+    def counted(case: Case, *args: Any, **kwargs: Any) -> Any:
+        made.append(case.id)
+        return run_case(case, *args, **kwargs)
+
+    monkeypatch.setattr(harness.golden.session, "run_case", counted)
+    monkeypatch.setattr(harness.golden.frontends, "run_case", counted)
+    monkeypatch.chdir(REPO_ROOT)
+    result = invoke(capsys, tmp_path, "--via", "all", "-k", "t2i-euler-a-batches", "-k", "t2i-ddim-eta")
+    assert result.code == exit_codes.OK, result.out + result.err
+    assert sorted(made) == ["t2i-ddim-eta", "t2i-euler-a-batches"]
+    document = json.loads((result.report / "frontends.json").read_text(encoding="utf-8"))
+    for check in document["results"]:
+        assert [row["case"] for row in check["figures"]["rows"]] == ["t2i-ddim-eta", "t2i-euler-a-batches"]
+
+
+def test_a_front_end_that_cannot_start_fails_its_check_and_the_golden_verdicts_stand(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import contextlib
+
+    import harness.golden.frontends
+
+    @contextlib.contextmanager
+    def no_server():
+        raise OSError("address already in use")
+        yield  # pragma: no cover - never reached
+
+    monkeypatch.setattr(harness.golden.frontends, "api_frontend", no_server)
+    monkeypatch.chdir(REPO_ROOT)
+    result = invoke(capsys, tmp_path, "--via", "all", "-k", "t2i-ddim-eta")
+    assert result.code == exit_codes.FAILED
+    document = json.loads((result.report / "frontends.json").read_text(encoding="utf-8"))
+    checks = {check["check"]: check for check in document["results"]}
+    assert checks["golden via cli"]["outcome"] == "passed" and checks["golden via api"]["outcome"] == "failed"
+    assert (
+        "api: t2i-ddim-eta errored: the front end did not start: OSError: address already in use"
+        in (checks["golden via api"]["problems"])
+    )
+    golden = json.loads((result.report / "golden.json").read_text(encoding="utf-8"))
+    assert [case["verdict"] for case in golden["cases"]] in (["identical"], ["equivalent"])
+
+
 def _api_dropping(field: str, key: str | None = None) -> Callable[..., Any]:
     """GenerationRequest.processing_args that forgets `field` (or only `key` of override_settings)."""
     original = GenerationRequest.processing_args
