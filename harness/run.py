@@ -268,22 +268,15 @@ def golden_check(cfg: HarnessConfig, folder: Path, made_alongside: dict[str, Any
     from harness.golden.publish import write_golden_report
     from harness.golden.session import run_goldens
 
-    alongside = None
+    riding = None
     if made_alongside is not None:
-        from harness.golden.cases import load_cases
-        from harness.golden.frontends import VIAS, FrontendsReport, frontends_alongside, sort_comparisons
+        from harness.golden.frontends import FrontendsAlongside
         from harness.golden.selection import Selection
 
-        frontends = FrontendsReport(VIAS, Selection())
-        cases_dir, threads = cfg.path("golden.cases_dir"), cfg["golden.num_threads"]
-
-        def alongside() -> Any:
-            return frontends_alongside(frontends, cases_dir, threads)
-
-    golden_report = run_goldens(cfg, alongside=alongside)
-    if made_alongside is not None:
-        sort_comparisons(frontends, load_cases(cases_dir))
-        made_alongside["report"] = frontends
+        riding = FrontendsAlongside(cfg, Selection())
+    golden_report = run_goldens(cfg, alongside=riding.open if riding else None)
+    if made_alongside is not None and riding is not None:
+        made_alongside["report"] = riding.finish(golden_report.skipped_reason)
     write_golden_report(golden_report, folder)
     shown = folder.name
     return dataclasses.replace(

@@ -162,27 +162,17 @@ def run_command(
     if not vias:
         report = _golden_run(cfg, cases=cases, shard=shard, device=device, precision=precision, update=None)
         return _publish_and_emit(report, _report_dir(report_dir, cfg, "golden"), chosen, output, strict=cfg["strict"])
-    from harness.golden.cases import load_cases
-    from harness.golden.frontends import FrontendsReport, frontends_alongside, sort_comparisons
+    from harness.golden.frontends import FrontendsAlongside
     from harness.golden.selection import Selection, parse_shard
     from harness.outcome import combine
     from harness.render import render
 
     # the front ends are compared with the golden run's own in-process images: each case is made once in process
-    selection = Selection(tuple(cases or ()), parse_shard(shard))
-    frontends = FrontendsReport(vias, selection)
-    cases_dir, threads = cfg.path("golden.cases_dir"), cfg["golden.num_threads"]
+    riding = FrontendsAlongside(cfg, Selection(tuple(cases or ()), parse_shard(shard)), vias)
     report = _golden_run(
-        cfg,
-        cases=cases,
-        shard=shard,
-        device=device,
-        precision=precision,
-        update=None,
-        alongside=lambda: frontends_alongside(frontends, cases_dir, threads),
+        cfg, cases=cases, shard=shard, device=device, precision=precision, update=None, alongside=riding.open
     )
-    sort_comparisons(frontends, selection.apply(load_cases(cases_dir)))
-    frontends.skipped_reason = report.skipped_reason
+    frontends = riding.finish(report.skipped_reason)
     folder = _report_dir(report_dir, cfg, "golden")
     _publish_and_emit(report, folder, chosen, output, strict=cfg["strict"])
     results = frontends.check_results()

@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
+from contextlib import AbstractContextManager, ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, assert_never, get_args
@@ -577,6 +577,24 @@ def frontends_alongside(
                 report.comparisons.append(compared)
 
         yield observe
+
+
+class FrontendsAlongside:
+    """The front ends' check riding along a golden run: pass `open` as run_goldens' `alongside`, then `finish` with
+    why the run skipped its cases, if it did. The report's comparisons come in the cases' listed order."""
+
+    def __init__(self, cfg: HarnessConfig, selection: Selection, vias: Sequence[Via] = VIAS) -> None:
+        self.report = FrontendsReport(tuple(dict.fromkeys(vias)), selection)
+        self._cases_dir: Path = cfg.path("golden.cases_dir")
+        self._threads: int = cfg["golden.num_threads"]
+
+    def open(self) -> AbstractContextManager[Callable[[Case, CaseRun | CaseErrored], None]]:
+        return frontends_alongside(self.report, self._cases_dir, self._threads)
+
+    def finish(self, skipped_reason: str | None = None) -> FrontendsReport:
+        sort_comparisons(self.report, self.report.selection.apply(load_cases(self._cases_dir)))
+        self.report.skipped_reason = skipped_reason
+        return self.report
 
 
 def sort_comparisons(report: FrontendsReport, chosen: Sequence[Case]) -> None:
