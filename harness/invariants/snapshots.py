@@ -345,7 +345,7 @@ def _within_tolerance(recorded: str, current: str, rel_tol: float) -> tuple[str,
             if all(math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=SCHEDULE_ABS_TOL) for a, b in pairs):
                 moved = [(float(a), float(b)) for a, b in pairs if a != b]
                 tolerated += len(moved)
-                largest = max([largest] + [abs(a - b) / max(abs(a), abs(b)) for a, b in moved])
+                largest = max([largest] + [abs(a - b) / (max(abs(a), abs(b)) or 1.0) for a, b in moved])
                 out[j1 + offset] = before
     return "".join(out), tolerated, largest
 
