@@ -568,13 +568,19 @@ def frontends_alongside(
                 ]
                 return
             for via in report.vias:
-                try:
-                    if via in broken:
-                        raise CaseErrored(broken[via])
-                    compared = _compare_one(case, cases_dir, via, threads, frontends[via], in_process)
-                except Exception as exc:  # noqa: BLE001 - told by the golden run: its failure is this check's
-                    compared = CaseComparison(case.id, via, "errored", problems=(f"{via}: {case.id} errored: {exc}",))
-                report.comparisons.append(compared)
+                if via in broken:
+                    problem = broken[via]
+                else:
+                    try:
+                        report.comparisons.append(
+                            _compare_one(case, cases_dir, via, threads, frontends[via], in_process)
+                        )
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - told by the golden run: its failure is this check's
+                        problem = f"{type(exc).__name__}: {one_line(exc)}"
+                report.comparisons.append(
+                    CaseComparison(case.id, via, "errored", problems=(f"{via}: {case.id} errored: {problem}",))
+                )
 
         yield observe
 
